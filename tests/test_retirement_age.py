@@ -17,7 +17,7 @@ from gateway.domain.retirement_age import (
     retirement_policy,
 )
 
-M, FC, FW = Category.MALE, Category.FEMALE_CADRE, Category.FEMALE_WORKER
+M, FC, FW = Category.male, Category.female_cadre, Category.female_worker
 
 # retirement-age.md "Worked examples": category, birth, age (y, m), retires, earliest (y, m, month),
 # latest (y, m, month).

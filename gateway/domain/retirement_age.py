@@ -35,9 +35,9 @@ __all__ = [
 class Category(StrEnum):
     """Retirement category: decides original age, delay pace and cap (retirement-age.md, Categories)."""
 
-    MALE = "male"
-    FEMALE_CADRE = "female_cadre"  # original age 55 (cadres, management/technical posts)
-    FEMALE_WORKER = "female_worker"  # original age 50 (workers)
+    male = "male"
+    female_cadre = "female_cadre"  # original age 55 (cadres, management/technical posts)
+    female_worker = "female_worker"  # original age 50 (workers)
 
 
 _YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -128,9 +128,9 @@ class _Rule:
 
 # retirement-age.md, Categories table (the 办法's annexes 1–3).
 _RULES: dict[Category, _Rule] = {
-    Category.MALE: _Rule(60, YearMonth(1965, 1), 4, 36),
-    Category.FEMALE_CADRE: _Rule(55, YearMonth(1970, 1), 4, 36),
-    Category.FEMALE_WORKER: _Rule(50, YearMonth(1975, 1), 2, 60),
+    Category.male: _Rule(60, YearMonth(1965, 1), 4, 36),
+    Category.female_cadre: _Rule(55, YearMonth(1970, 1), 4, 36),
+    Category.female_worker: _Rule(50, YearMonth(1975, 1), 2, 60),
 }
 
 FLEXIBLE_SPAN_MONTHS = 36  # 人社部发〔2024〕94号: at most 3 years before or after
@@ -265,11 +265,11 @@ def _gender_is_male(gender: str) -> bool:
 def category_for(gender: str, position: str | None) -> Category:
     """The retirement category from gender and, for women, the HR ``position`` (cadre / worker)."""
     if _gender_is_male(gender):
-        return Category.MALE
+        return Category.male
     if position is None:
         raise ValueError("position ('cadre' or 'worker') is required for a woman: it decides her statutory age")
     if position == "cadre":
-        return Category.FEMALE_CADRE
+        return Category.female_cadre
     if position == "worker":
-        return Category.FEMALE_WORKER
+        return Category.female_worker
     raise ValueError(f"position must be 'cadre' or 'worker', got {position!r}")
