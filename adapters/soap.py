@@ -128,7 +128,17 @@ class SoapAdapter:
         except (TransportError, XMLSyntaxError, XMLParseError, etree.XMLSyntaxError) as exc:
             error = classify_status(status, where, resp_headers.get("Retry-After"))
             raise error or UnknownOutcome(f"{where}: malformed SOAP reply") from exc
-        return Reply(body=_plain(serialize_object(result, dict)), status=status)
+        body = _plain(serialize_object(result, dict))
+        if not isinstance(body, dict):
+            body = {_single_element(operation): body}  # zeep unwraps one-element replies: rewrap
+        return Reply(body=body, status=status)
+
+
+def _single_element(operation: Any) -> str:
+    try:
+        return str(operation.output.body.type.elements[0][0])
+    except (AttributeError, IndexError, TypeError):
+        return "result"
 
 
 def _plain(value: Any) -> Any:

@@ -76,10 +76,11 @@ class ReplyRules:
     no_record_values: tuple[str, ...] = ()
     error_message_path: str | None = None
     record_path: str | None = None
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
     status_path: str | None = None
     reason_path: str | None = None
     id_path: str | None = None
+    document_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class ItemResult:
     delivery_id: str | None = None
     raw_code: str | None = None
     known: bool = True
+    document: str | None = None  # e.g. the retirement approval number, passed to dependent items
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ class DepartmentMapping:
             raise ReplyError("record is not an object")
         if not rules.fields:
             return dict(record)
-        return {fact: get_path(record, path) for fact, path in rules.fields.items()}
+        return {fact: _read_field(record, spec) for fact, spec in rules.fields.items()}
 
     def read_result(self, body: Any, operation: str | None = None) -> ItemResult:
         """A sync reply, callback, status reply or result file → unified item result."""
@@ -178,18 +180,31 @@ class DepartmentMapping:
         raw = str(raw)
         reason = get_path(body, reason_path) if reason_path else None
         delivery_id = get_path(body, id_path) if id_path else None
+        doc_path = rules.document_path or self.results.document_path
+        document = get_path(body, doc_path) if doc_path else None
         status = self.status_codes.get(raw)
         known = status is not None
         if status is None:
             status = self.unknown_status
         return ItemResult(
             status=status,
-            reason_code=f"{self.department.upper()}_{raw}" if known else f"{self.department.upper()}_UNKNOWN",
+            reason_code=f"{self.department.upper()}_{status.name if known else 'UNKNOWN_CODE'}",
             message="" if reason is None else str(reason),
             delivery_id=None if delivery_id is None else str(delivery_id),
             raw_code=raw,
             known=known,
+            document=None if document is None else str(document),
         )
+
+
+def _read_field(record: Mapping[str, Any], spec: Any) -> Any:
+    """A reply field rule: a dotted path, or ``{path, equals}`` for a department's flag codes."""
+    if isinstance(spec, str):
+        return get_path(record, spec)
+    value = get_path(record, spec["path"])
+    if "equals" in spec:
+        return None if value is None else str(value) == str(spec["equals"])
+    return value
 
 
 def _set_path(body: dict[str, Any], path: str, value: Any) -> None:
@@ -214,8 +229,12 @@ def load_mapping(path: Path) -> DepartmentMapping:
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: {exc}") from exc
 
-    def fail(key: str, why: str) -> MappingError:
-        return MappingError(f"{path}:{_line_of(text, key)}: {key}: {why}")
+    def fail(key: str, why: str, near: str | None = None) -> MappingError:
+        """``near``: the table to point at when the key itself is missing."""
+        line = _line_of(text, key)
+        if near and (line == 1 or f"{key} =" not in text):
+            line = _line_of(text, near)
+        return MappingError(f"{path}:{line}: {key}: {why}")
 
     for required in ("department", "version"):
         if not isinstance(data.get(required), str):
@@ -257,6 +276,7 @@ def load_mapping(path: Path) -> DepartmentMapping:
                 status_path=section.get("status_path"),
                 reason_path=section.get("reason_path"),
                 id_path=section.get("id_path"),
+                document_path=section.get("document_path"),
             )
         except (TypeError, ValueError) as exc:
             raise fail(where, str(exc)) from exc
@@ -266,10 +286,10 @@ def load_mapping(path: Path) -> DepartmentMapping:
         if name not in OPERATIONS:
             raise fail(name, f"unknown operation; known: {', '.join(OPERATIONS)}")
         if not isinstance(op.get("endpoint"), str):
-            raise fail(name, "operation needs an endpoint name")
+            raise fail(name, "operation needs an endpoint name", near=f"operations.{name}")
         result = op.get("result")
         if name == "submit" and result not in RESULT_MODES:
-            raise fail("result", f"submit needs result = one of {', '.join(RESULT_MODES)}")
+            raise fail("result", f"submit needs result = one of {', '.join(RESULT_MODES)}", near=f"operations.{name}")
         options = {k: v for k, v in op.items() if k not in _RESERVED_OP_KEYS}
         per_item = {item: rules_of(s.get("request", {}), item) for item, s in op.get("items", {}).items()}
         operations[name] = OperationMapping(
