@@ -1,0 +1,19 @@
+"""Shared state of one running sandbox (people, ledger, the HTTP session for callbacks)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from sandbox.people import Ledger, People
+
+
+@dataclass
+class SandboxState:
+    people: People
+    session: aiohttp.ClientSession
+    decision_delay: float = 0.2
+    ledger: Ledger = field(default_factory=Ledger)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
