@@ -1,0 +1,258 @@
+"""The one endpoint's flow: validate → de-duplicate → pre-check → plan → persist → 202.
+
+Nothing is stored for a refused application; an accepted one is on disk with its whole
+dispatch plan before the 202 leaves. A resubmitted ``application_no`` replays the first
+answer and never creates a second case.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from gateway.config import GatewayConfig
+from gateway.domain import materials as materials_rules
+from gateway.domain import prechecks
+from gateway.domain.items import ITEM_ORDER, EarlyReason, Item, Mode, department_of, depends_on_initiating
+from gateway.eligibility import Eligibility
+from gateway.messages import delivery_id_for
+from gateway.metrics import Metrics
+from gateway.problems import Problem, validation_problem
+from gateway.status import ItemStatus
+from gateway.store.models import NewApplication, NewItem, StoredApplication
+from gateway.store.sqlite import SqliteStore
+from gateway.validation import fingerprint, schema_errors, semantic_errors, submitted_date
+
+log = structlog.get_logger("gateway.acceptance")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _checks_json(evaluation: prechecks.Evaluation) -> list[dict[str, Any]]:
+    return [c.to_json() for c in evaluation.checks]
+
+
+class Acceptance:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: SqliteStore,
+        eligibility: Eligibility,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._eligibility = eligibility
+        self._metrics = metrics
+        self._clock = clock
+
+    def _validate(self, body: Any) -> None:
+        errors = schema_errors(body)
+        if not errors:
+            errors = semantic_errors(
+                body, now=self._clock(), allow_any_submitted_at=self._config.allow_any_submitted_at
+            )
+        if errors:
+            self._metrics.applications.labels("invalid").inc()
+            raise validation_problem(errors)
+
+    async def precheck(self, body: Any) -> Answer:
+        """POST /api/v1/prechecks: the same judgement, nothing stored or sent."""
+        self._validate(body)
+        evaluation = await self._eligibility.evaluate(body, submitted_date(body))
+        return Answer(200, self._evaluation_body(body, evaluation))
+
+    async def submit(self, body: Any) -> Answer:
+        if isinstance(body, dict) and isinstance(body.get("application_no"), str):
+            replay = await self._replay(body)
+            if replay is not None:
+                return replay
+        self._validate(body)
+        evaluation = await self._eligibility.evaluate(body, submitted_date(body))
+        if not evaluation.accepted:
+            self._metrics.applications.labels("refused").inc()
+            raise self._refusal(evaluation)
+        planned = [d for d in evaluation.items if d.included]
+        specs = materials_rules.checklist(
+            Item(body["initiating_item"]),
+            EarlyReason(body["early_retirement_reason"]) if body.get("early_retirement_reason") else None,
+            [d.item for d in planned],
+            childless=evaluation.childless,
+        )
+        missing = materials_rules.missing_materials(specs, {m["code"] for m in body.get("materials", [])})
+        if missing:
+            self._metrics.applications.labels("refused").inc()
+            raise Problem(
+                422,
+                "materials-missing",
+                "Required materials are missing",
+                "缺少申请材料：" + "、".join(f"{m.name}（{m.code}）" for m in missing),
+                missing=[{"code": m.code, "name": m.name, "item": str(m.item)} for m in missing],
+            )
+        response = self._evaluation_body(body, evaluation) | {
+            "status": "accepted",
+            "materials": [_material_json(m) for m in specs],
+        }
+        new = NewApplication(
+            application_no=body["application_no"],
+            fingerprint=fingerprint(body),
+            initiating_item=body["initiating_item"],
+            request=body,
+            response=response,
+            callback_url=body.get("callback_url"),
+            items=self._plan(body["application_no"], evaluation),
+        )
+        started = time.perf_counter()
+        created = await self._store.create_application(new)
+        self._metrics.commit_seconds.observe(time.perf_counter() - started)
+        if not created:  # another request with this number won the race: answer as a resubmission
+            replay = await self._replay(body)
+            assert replay is not None
+            return replay
+        self._metrics.applications.labels("accepted").inc()
+        log.info(
+            "application_accepted",
+            application_no=new.application_no,
+            initiating_item=new.initiating_item,
+            items=[i.item for i in new.items if i.status == ItemStatus.PLANNED],
+        )
+        return Answer(202, response)
+
+    async def _replay(self, body: dict[str, Any]) -> Answer | None:
+        stored = await self._store.get_application(body["application_no"])
+        if stored is None:
+            return None
+        if stored.fingerprint != fingerprint(body):
+            self._metrics.applications.labels("conflict").inc()
+            raise Problem(
+                409,
+                "application-no-conflict",
+                "application_no already used",
+                "该办件编号已受理过内容不同的申请；同一编号不能再建第二个办件",
+                errors=[{"pointer": "/application_no", "detail": "already used by a different application"}],
+            )
+        self._metrics.applications.labels("replayed").inc()
+        return Answer(202, stored.response, {"Idempotent-Replayed": "true"})
+
+    def _plan(self, application_no: str, evaluation: prechecks.Evaluation) -> list[NewItem]:
+        decisions = {d.item: d for d in evaluation.items}
+        out: list[NewItem] = []
+        for item in ITEM_ORDER:
+            d = decisions.get(item)
+            if d is None:
+                continue
+            if d.included:
+                out.append(
+                    NewItem(
+                        item=item.value,
+                        department=department_of(item).value,
+                        mode=d.mode.value,
+                        status=ItemStatus.PLANNED,
+                        after_initiating=depends_on_initiating(item),
+                        delivery_id=delivery_id_for(application_no, item.value),
+                    )
+                )
+            elif d.mode == Mode.OPTIONAL:
+                # A chosen item that cannot go ahead stays visible with its reason.
+                out.append(
+                    NewItem(
+                        item=item.value,
+                        department=department_of(item).value,
+                        mode=d.mode.value,
+                        status=ItemStatus.SKIPPED,
+                        after_initiating=depends_on_initiating(item),
+                        delivery_id=None,
+                        reason_code=d.reason_code,
+                        message=d.reason,
+                    )
+                )
+        return out
+
+    def _evaluation_body(self, body: dict[str, Any], evaluation: prechecks.Evaluation) -> dict[str, Any]:
+        return {
+            "application_no": body["application_no"],
+            "accepted": evaluation.accepted,
+            "items": [
+                {
+                    "item": d.item.value,
+                    "department": department_of(d.item).value,
+                    "mode": d.mode.value,
+                    "status": ItemStatus.PLANNED.value if d.included else ItemStatus.SKIPPED.value,
+                    "included": d.included,
+                    "reason_code": d.reason_code,
+                    "reason": d.reason,
+                }
+                for d in evaluation.items
+            ],
+            "checks": _checks_json(evaluation),
+            "unverified_departments": [d.value for d in evaluation.unverified_departments],
+            "warnings": list(evaluation.warnings),
+        }
+
+    def _refusal(self, evaluation: prechecks.Evaluation) -> Problem:
+        failing = [c for c in evaluation.checks if c.result in (prechecks.Outcome.fail, prechecks.Outcome.unverifiable)]
+        code = evaluation.refusal_code or "precheck_failed"
+        if code.startswith("identity"):
+            detail = (
+                "申请人身份未能通过公安部门核验"
+                if code == "identity_not_verified"
+                else "公安身份核验暂不可用，请稍后再试"
+            )
+        else:
+            detail = "前置校验未通过：" + "；".join(f"{c.key} {c.reason}" for c in failing[:5])
+        return Problem(
+            422,
+            code.replace("_", "-"),
+            "The application cannot be accepted",
+            detail,
+            checks=_checks_json(evaluation),
+            items=[
+                {"item": d.item.value, "included": d.included, "reason_code": d.reason_code, "reason": d.reason}
+                for d in evaluation.items
+            ],
+            unverified_departments=[d.value for d in evaluation.unverified_departments],
+        )
+
+
+def _material_json(m: Any) -> dict[str, Any]:
+    return {
+        "code": m.code,
+        "name": m.name,
+        "type": str(m.type),
+        "item": str(m.item) if m.item else None,
+        "condition": m.condition,
+        "required_from_applicant": m.required_from_applicant,
+    }
+
+
+def application_view(stored: StoredApplication) -> dict[str, Any]:
+    """The GET body (platform-contract.md, Responses)."""
+    return {
+        "application_no": stored.application_no,
+        "initiating_item": stored.initiating_item,
+        "status": stored.status,
+        "items": [
+            {
+                "item": i["item"],
+                "department": i["department"],
+                "mode": i["mode"],
+                "status": i["status"],
+                "reason_code": i["reason_code"],
+                "message": i["message"],
+                "delivery": i["delivery_id"],
+                "updated_at": datetime.fromtimestamp(i["updated_at"]).astimezone().isoformat(timespec="seconds"),
+            }
+            for i in stored.items
+        ],
+    }

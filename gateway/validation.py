@@ -1,0 +1,164 @@
+"""Request validation: the JSON Schema first, then rules a schema cannot say.
+
+Every error is ``{"pointer": RFC 6901 pointer, "detail": what rule failed}`` and never
+echoes the submitted value (it may be an ID number or a phone).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from gateway.domain.idcard import IdNumberError, parse_id_number
+from gateway.domain.items import OPTIONAL_BY_INITIATING, Item
+from gateway.domain.retirement_age import YearMonth
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "joint-application.schema.json"
+MAX_JSON_DEPTH = 12
+
+Error = dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _pointer(path: Any) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _describe(err: jsonschema.ValidationError) -> Error:
+    """Say which rule failed in words, without the value that failed it."""
+    pointer = _pointer(err.absolute_path)
+    v, rule = err.validator, err.validator_value
+    if v == "required":
+        missing = [r for r in rule if isinstance(err.instance, dict) and r not in err.instance]
+        name = missing[0] if missing else "?"
+        return {"pointer": f"{pointer}/{name}", "detail": "is required"}
+    if v == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return {"pointer": f"{pointer}/{extra[0] if extra else ''}", "detail": "is not a field of this object"}
+    detail = {
+        "type": f"must be of type {rule}",
+        "enum": "must be one of: " + ", ".join(map(str, rule)) if isinstance(rule, list) else "not allowed",
+        "const": f"must be {rule!r}",
+        "pattern": f"does not match the required format {rule}",
+        "minLength": f"must be at least {rule} characters",
+        "maxLength": f"must be at most {rule} characters",
+        "maxItems": f"must have at most {rule} entries",
+        "uniqueItems": "entries must not repeat",
+        "format": f"must be a valid {rule}",
+        "oneOf": "needs exactly one of content_base64 or uri",
+        "not": "is not allowed here (early_retirement_reason goes only with retire_early)",
+    }.get(str(v), f"fails the {v} rule")
+    return {"pointer": pointer, "detail": detail}
+
+
+def depth_of(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > limit:
+            return d
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
+def schema_errors(body: Any) -> list[Error]:
+    if depth_of(body) > MAX_JSON_DEPTH:
+        return [{"pointer": "", "detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]
+    errors = sorted(_validator().iter_errors(body), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in errors:
+        d = _describe(e)
+        key = (d["pointer"], d["detail"])
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def submitted_date(body: dict[str, Any]) -> date:
+    return datetime.fromisoformat(body["submitted_at"]).date()
+
+
+def semantic_errors(body: dict[str, Any], *, now: datetime, allow_any_submitted_at: bool) -> list[Error]:
+    """Rules between fields; run only on a body that passed the schema."""
+    errors: list[Error] = []
+    submitted = datetime.fromisoformat(body["submitted_at"])
+    if not allow_any_submitted_at and abs(submitted - now) > timedelta(hours=24):
+        errors.append({"pointer": "/submitted_at", "detail": "must be within 24 hours of the gateway's clock"})
+    applicant = body["applicant"]
+    try:
+        birth_declared = date.fromisoformat(applicant["birth_date"])
+    except ValueError:
+        errors.append({"pointer": "/applicant/birth_date", "detail": "is not a real calendar date"})
+        birth_declared = None
+    try:
+        idn = parse_id_number(applicant["id_number"], submitted.date())
+    except IdNumberError as exc:
+        errors.append({"pointer": "/applicant/id_number", "detail": f"{exc.code}: {exc.message}"})
+    else:
+        if birth_declared is not None and birth_declared != idn.birth_date:
+            errors.append({"pointer": "/applicant/birth_date", "detail": "does not agree with the ID number"})
+        if applicant["gender"] != idn.gender:
+            errors.append({"pointer": "/applicant/gender", "detail": "does not agree with the ID number"})
+    initiating = Item(body["initiating_item"])
+    if initiating != Item.RESIDENT_PENSION and applicant["gender"] == "female" and "position" not in applicant:
+        errors.append(
+            {"pointer": "/applicant/position", "detail": "is required for women applying for employee retirement"}
+        )
+    allowed = OPTIONAL_BY_INITIATING[initiating]
+    for i, item in enumerate(body.get("optional_items", [])):
+        if Item(item) not in allowed:
+            errors.append({"pointer": f"/optional_items/{i}", "detail": f"{item} cannot be chosen with {initiating}"})
+    month = body.get("requested_retirement_month")
+    if month is not None and body.get("early_retirement_reason") != "flexible":
+        errors.append({"pointer": "/requested_retirement_month", "detail": "only goes with flexible early retirement"})
+    elif month is not None:
+        YearMonth.parse(month)  # the schema pattern already guarantees the shape
+    for i, m in enumerate(body.get("materials", [])):
+        if "content_base64" in m:
+            try:
+                content = base64.b64decode(m["content_base64"], validate=True)
+            except (binascii.Error, ValueError):
+                errors.append({"pointer": f"/materials/{i}/content_base64", "detail": "is not valid base64"})
+                continue
+            if hashlib.sha256(content).hexdigest() != m["sha256"]:
+                errors.append({"pointer": f"/materials/{i}/sha256", "detail": "does not match the content"})
+            elif m.get("content_type") and not _content_matches(content, m["content_type"]):
+                errors.append({"pointer": f"/materials/{i}/content_type", "detail": "does not match the content"})
+    if body.get("delivery", {}).get("method") == "sms" and "recipient_phone" not in body["delivery"]:
+        pass  # sms goes to the applicant's phone unless another is given
+    return errors
+
+
+_MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",), "application/pdf": (b"%PDF-",)}
+
+
+def _content_matches(content: bytes, content_type: str) -> bool:
+    return any(content.startswith(m) for m in _MAGIC.get(content_type, (b"",)))
+
+
+def fingerprint(body: Any) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces): same payload, same print."""
+    canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
