@@ -1,0 +1,120 @@
+"""Composition root: builds the aiohttp application; every resource is opened and closed
+in ``cleanup_ctx`` (cleanup runs only for what started)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+
+from adapters.context import AdapterContext, new_client_session
+from gateway.acceptance import Acceptance
+from gateway.api.routes import add_routes
+from gateway.config import GatewayConfig
+from gateway.departments import close_departments, open_departments
+from gateway.dispatcher import Dispatcher
+from gateway.domain.items import ITEMS
+from gateway.eligibility import Eligibility
+from gateway.intake import Intake
+from gateway.keys import ACCEPTANCE, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, SESSION, STORE
+from gateway.metrics import Metrics
+from gateway.problems import Problem, problem_response
+from gateway.store.sqlite import open_store
+
+log = structlog.get_logger("gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ITEM_DEPARTMENTS = {i.value: info.department.value for i, info in ITEMS.items()}
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id bound once; problem+json for every refusal; metrics by route template."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except Problem as problem:
+            response = problem_response(problem, request.path)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem_response(
+                Problem(exc.status, "http-" + str(exc.status), exc.reason, exc.text or exc.reason), request.path
+            )
+        except Exception:
+            log.exception("unhandled_error", route=route)
+            response = problem_response(
+                Problem(500, "internal-error", "Internal error", "内部错误，已记录；请稍后重试"), request.path
+            )
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = None) -> web.Application:
+    app = web.Application(middlewares=[observe], client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    now = clock or (lambda: datetime.now(UTC))
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        session = new_client_session()
+        app[SESSION] = session
+        try:
+            store = open_store(config.database_url, config.base_dir)
+            await store.open()
+            app[STORE] = store
+            try:
+                departments = await open_departments(config, AdapterContext(session, config.base_dir))
+                app[DEPARTMENTS] = departments
+                try:
+                    metrics = app[METRICS]
+                    app[ACCEPTANCE] = Acceptance(config, store, Eligibility(departments, metrics), metrics, now)
+                    intake = Intake(store, departments, metrics, ITEM_DEPARTMENTS)
+                    app[INTAKE] = intake
+                    yield
+                finally:
+                    await close_departments(departments)
+            finally:
+                await store.close()
+        finally:
+            await session.close()
+
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        dispatcher = Dispatcher(
+            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], ITEM_DEPARTMENTS
+        )
+        app[DISPATCHER] = dispatcher
+        tasks = [
+            asyncio.create_task(dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(app[INTAKE].collect_files(), name="result-files"),
+        ]
+        log.info("gateway_started", owner=dispatcher.owner, departments=sorted(app[DEPARTMENTS]))
+        yield
+        await dispatcher.stop(deadline=10.0)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        log.info("gateway_stopped")
+
+    app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(background)
+    add_routes(app)
+    return app

@@ -1,0 +1,121 @@
+"""`gateway` command line: serve, sandbox, demo, policy, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, load_config
+from gateway.logs import configure_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.app import build_app
+
+    config = load_config(args.config)
+    web.run_app(build_app(config), host=config.host, port=config.port, access_log=None, print=None)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox.runner import DEFAULT_PORTS, run_sandbox
+
+    async def main() -> None:
+        async with run_sandbox(args.people, hpf_root=Path(args.hpf_root), ports=DEFAULT_PORTS) as sb:
+            print(json.dumps({"ports": sb.ports, "hpf": str(sb.hpf_root)}), flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.people, args.applications, args.json, args.config)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from gateway.domain.retirement_age import Category, YearMonth, retirement_policy
+
+    try:
+        birth = YearMonth.parse(args.birth)
+        category = Category(args.category)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(retirement_policy(birth, category).to_json(), ensure_ascii=False))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from adapters.registry import available_kinds
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    kinds = available_kinds()
+    bad = [
+        f"{code}.{name}: unknown adapter {ep.adapter!r}"
+        for code, d in config.departments.items()
+        for name, ep in d.endpoints.items()
+        if ep.adapter not in kinds
+    ]
+    for line in bad:
+        print(f"error: {line}", file=sys.stderr)
+    if not bad:
+        print(f"ok: {len(config.departments)} departments, mappings valid")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sandbox.people import DEFAULT_PEOPLE
+
+    parser = argparse.ArgumentParser(prog="gateway", description="退休一件事一次办 integration gateway")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(fn=_serve)
+
+    p = sub.add_parser("sandbox", help="run the sandbox departments on their default ports")
+    p.add_argument("--people", type=Path, default=DEFAULT_PEOPLE)
+    p.add_argument("--hpf-root", default="var/sandbox/hpf")
+    p.set_defaults(fn=_sandbox)
+
+    p = sub.add_parser("demo", help="sandbox + gateway + a batch of applications")
+    p.add_argument("--people", type=Path, default=DEFAULT_PEOPLE)
+    p.add_argument("--applications", type=Path, default=Path(__file__).parent.parent / "sandbox" / "applications.json")
+    p.add_argument("--json", action="store_true", help="print the result document on stdout")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(fn=_demo)
+
+    p = sub.add_parser("policy", help="retirement policy look-ups")
+    psub = p.add_subparsers(dest="policy", required=True)
+    q = psub.add_parser("retirement-age", help="statutory retirement age (retirement-age.md)")
+    q.add_argument("--birth", required=True, help="YYYY-MM")
+    q.add_argument("--category", required=True, help="male | female_cadre | female_worker")
+    q.set_defaults(fn=_policy)
+
+    p = sub.add_parser("check-config", help="validate configuration and every mapping")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(fn=_check_config)
+
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
