@@ -49,7 +49,8 @@ def mask_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
 
 
 def _dumps(obj: Any, **kw: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str, **kw)
+    kw.setdefault("default", str)
+    return json.dumps(obj, ensure_ascii=False, **kw)
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:

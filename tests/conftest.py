@@ -12,6 +12,7 @@ import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.demo import running_gateway
+from gateway.logs import configure_logging
 from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import RunningSandbox
 
@@ -34,6 +35,12 @@ class Running:
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.http.get(self.base_url + path) as resp:
             return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture(autouse=True)
+def json_logs() -> None:
+    """Tests log exactly as production does: JSON lines through the masking processor."""
+    configure_logging("INFO")
 
 
 @pytest.fixture
