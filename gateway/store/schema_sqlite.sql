@@ -1,4 +1,4 @@
--- The gateway's durable state. One transaction writes an application, its items and its
+-- The gateway's durable state (sqlite). One transaction writes an application, its items and its
 -- outbox jobs: a 202 is only ever sent after that commit.
 
 CREATE TABLE IF NOT EXISTS applications (
@@ -66,4 +66,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     attempts       INTEGER NOT NULL,
     created_at     REAL NOT NULL,
     replayed_at    REAL
+);
+
+-- Inbound Idempotency-Key records (IETF httpapi draft): kept for a configured period.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT PRIMARY KEY,
+    fingerprint    TEXT NOT NULL,
+    state          TEXT NOT NULL,             -- processing | done
+    status         INTEGER,
+    response_json  TEXT,
+    created_at     REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at REAL NOT NULL
 );

@@ -1,0 +1,198 @@
+"""The narrow seam under the store: run SQL in a transaction. Two twins: SQLite, PostgreSQL.
+
+SQL is written once with ``?`` placeholders; the PostgreSQL connector numbers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA_DIR = Path(__file__).parent
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Tx(Protocol):
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Mapping[str, Any] | None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]: ...
+
+
+class Connector(Protocol):
+    dialect: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def write(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
+
+    def read(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+class _SqliteTx:
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = await self._db.execute(sql, tuple(params))
+        return int(cur.rowcount)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Mapping[str, Any] | None:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else dict(row)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+
+class SqliteConnector:
+    """One aiosqlite connection (its own thread). Writers are serialised here and by
+    SQLite's file lock (``BEGIN IMMEDIATE``), so several processes may share the file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: Any = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        import aiosqlite
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+            await self._db.execute(f"PRAGMA {pragma}")
+        tx = _SqliteTx(self._db)
+        mode = (await tx.fetchone("PRAGMA journal_mode")) or {}
+        sync = (await tx.fetchone("PRAGMA synchronous")) or {}
+        if str(next(iter(mode.values()), "")).lower() != "wal" or int(next(iter(sync.values()), 0)) != 2:
+            raise StoreError("SQLite must run with journal_mode=WAL and synchronous=FULL")
+        async with self.write() as w:
+            for statement in _statements(SCHEMA_DIR / "schema_sqlite.sql"):
+                await w.execute(statement)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        if self._db is None:
+            raise StoreError("store is not open")
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._db)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        if self._db is None:
+            raise StoreError("store is not open")
+        yield _SqliteTx(self._db)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _numbered(sql: str) -> str:
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        status = await self._conn.execute(_numbered(sql), *params)
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Mapping[str, Any] | None:
+        row = await self._conn.fetchrow(_numbered(sql), *params)
+        return None if row is None else dict(row)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        return [dict(r) for r in await self._conn.fetch(_numbered(sql), *params)]
+
+
+class PostgresConnector:
+    """An asyncpg pool. Several gateway replicas share the database; jobs are claimed
+    with ``FOR UPDATE SKIP LOCKED`` so no two replicas take the same job."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10, schema: str | None = None) -> None:
+        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise StoreError("schema name: lower-case letters, digits and '_' only")
+        self.dsn = dsn
+        self.schema = schema
+        self._pool: Any = None
+        self._min, self._max = min_size, max_size
+
+    async def open(self) -> None:
+        import asyncpg
+
+        if self.schema:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                # Two replicas starting together may race here; the loser's error is harmless.
+                with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError):
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            finally:
+                await conn.close()
+        settings = {"search_path": self.schema} if self.schema else None
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=self._min, max_size=self._max, server_settings=settings
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One replica at a time applies the schema.
+            await conn.execute("SELECT pg_advisory_xact_lock(4301060001)")
+            for statement in _statements(SCHEMA_DIR / "schema_postgres.sql"):
+                await conn.execute(statement)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgTx(conn)
+
+    read = write
+
+
+def _statements(path: Path) -> list[str]:
+    text = "\n".join(line.split("--", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+    return [s.strip() for s in text.split(";") if s.strip()]
