@@ -7,6 +7,9 @@ answer and never creates a second case.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ from gateway.metrics import Metrics
 from gateway.problems import Problem, validation_problem
 from gateway.status import ItemStatus
 from gateway.store.models import NewApplication, NewItem, StoredApplication
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sql import SqlStore
 from gateway.validation import fingerprint, schema_errors, semantic_errors, submitted_date
 
 log = structlog.get_logger("gateway.acceptance")
@@ -36,6 +39,10 @@ class Answer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 def _checks_json(evaluation: prechecks.Evaluation) -> list[dict[str, Any]]:
@@ -46,7 +53,7 @@ class Acceptance:
     def __init__(
         self,
         config: GatewayConfig,
-        store: SqliteStore,
+        store: SqlStore,
         eligibility: Eligibility,
         metrics: Metrics,
         clock: Callable[[], datetime],
@@ -72,6 +79,54 @@ class Acceptance:
         self._validate(body)
         evaluation = await self._eligibility.evaluate(body, submitted_date(body))
         return Answer(200, self._evaluation_body(body, evaluation))
+
+    async def submit_with_key(self, body: Any, key: str | None) -> Answer:
+        """The Idempotency-Key rules (IETF httpapi draft) around ``submit``: same key and
+        payload → the first answer replayed; same key, other payload → 422; first request
+        still running → 409 with Retry-After. Invalid requests are not remembered."""
+        if key is None:
+            return await self.submit(body)
+        if not IDEMPOTENCY_KEY.match(key):
+            raise Problem(
+                400, "invalid-idempotency-key", "Invalid Idempotency-Key",
+                "Idempotency-Key: 1–128 characters of A-Z a-z 0-9 _ . : -",
+                errors=[{"pointer": "header:Idempotency-Key", "detail": "1–128 of A-Za-z0-9_.:-"}],
+            )
+        print_ = fingerprint(body)
+        existing = await self._store.idempotency_begin(key, print_)
+        if existing is not None:
+            if existing["fingerprint"] != print_:
+                self._metrics.idempotency.labels("mismatch").inc()
+                raise Problem(
+                    422, "idempotency-key-reused", "Idempotency-Key reused",
+                    "this Idempotency-Key was used with a different request body",
+                )
+            if existing["state"] != "done":
+                self._metrics.idempotency.labels("in_progress").inc()
+                raise Problem(
+                    409, "request-in-progress", "Request in progress",
+                    "the first request with this Idempotency-Key is still being processed",
+                    headers={"Retry-After": "1"},
+                )
+            self._metrics.idempotency.labels("replayed").inc()
+            status = int(existing["status"])
+            return Answer(
+                status, json.loads(existing["response_json"]), {"Idempotent-Replayed": "true"},
+                "application/json" if status < 400 else "application/problem+json",
+            )
+        try:
+            answer = await self.submit(body)
+        except Problem as problem:
+            if problem.status == 422:  # a considered refusal is an answer: replay it too
+                await self._store.idempotency_finish(key, problem.status, problem.body())
+            else:
+                await self._store.idempotency_abandon(key)
+            raise
+        except BaseException:
+            await asyncio.shield(self._store.idempotency_abandon(key))
+            raise
+        await self._store.idempotency_finish(key, answer.status, answer.body)
+        return answer
 
     async def submit(self, body: Any) -> Answer:
         if isinstance(body, dict) and isinstance(body.get("application_no"), str):

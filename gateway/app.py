@@ -16,16 +16,17 @@ from aiohttp import web
 from adapters.context import AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
 from gateway.api.routes import add_routes
+from gateway.breaker import Breakers, BreakerState
 from gateway.config import GatewayConfig
 from gateway.departments import close_departments, open_departments
 from gateway.dispatcher import Dispatcher
 from gateway.domain.items import ITEMS
 from gateway.eligibility import Eligibility
 from gateway.intake import Intake
-from gateway.keys import ACCEPTANCE, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, SESSION, STORE
+from gateway.keys import ACCEPTANCE, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, SESSION, STORE
 from gateway.metrics import Metrics
 from gateway.problems import Problem, problem_response
-from gateway.store.sqlite import open_store
+from gateway.store.sql import open_store
 
 log = structlog.get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,10 +67,27 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
 
 
+async def _purge_idempotency_keys(app: web.Application) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            removed = await app[STORE].idempotency_purge(app[CONFIG].idempotency_key_ttl)
+            if removed:
+                log.info("idempotency_keys_purged", count=removed)
+        await asyncio.sleep(3600)
+
+
 def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = None) -> web.Application:
     app = web.Application(middlewares=[observe], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = Metrics()
+    level = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+    def breaker_changed(key: str, state: BreakerState) -> None:
+        department, _, endpoint = key.partition(".")
+        app[METRICS].breaker.labels(department, endpoint).set(level[state])
+        log.warning("circuit_breaker_changed", department=department, endpoint=endpoint, state=state.value)
+
+    app[BREAKERS] = Breakers(config.breaker_threshold, config.breaker_open_seconds, breaker_changed)
     now = clock or (lambda: datetime.now(UTC))
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -97,16 +115,18 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(
-            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], ITEM_DEPARTMENTS
+            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], ITEM_DEPARTMENTS,
+            app[BREAKERS],
         )
         app[DISPATCHER] = dispatcher
         tasks = [
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(app[INTAKE].collect_files(), name="result-files"),
+            asyncio.create_task(_purge_idempotency_keys(app), name="idempotency-purge"),
         ]
         log.info("gateway_started", owner=dispatcher.owner, departments=sorted(app[DEPARTMENTS]))
         yield
-        await dispatcher.stop(deadline=10.0)
+        await dispatcher.stop(deadline=config.shutdown_deadline)
         for t in tasks:
             t.cancel()
         for t in tasks:

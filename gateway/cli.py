@@ -78,6 +78,41 @@ def _check_config(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    """Work on the dead-letter queue straight in the store (the gateway may be running)."""
+    from gateway.store.sql import open_store
+
+    config = load_config(args.config)
+
+    async def run() -> int:
+        store = open_store(config.database_url, config.base_dir)
+        await store.open()
+        try:
+            if args.action == "list":
+                rows = await store.dead_letters(include_replayed=args.all)
+                print(json.dumps({"dead_letters": rows}, ensure_ascii=False, default=str, indent=1))
+                return 0
+            if args.job_id is None:
+                print("error: give the job id (see `gateway dlq list`)", file=sys.stderr)
+                return 2
+            if args.action == "show":
+                detail = await store.dead_letter_detail(args.job_id)
+                if detail is None:
+                    print(f"error: no dead letter with job id {args.job_id}", file=sys.stderr)
+                    return 1
+                print(json.dumps(detail, ensure_ascii=False, default=str, indent=1))
+                return 0
+            if not await store.replay_dead_letter(args.job_id):
+                print(f"error: no dead letter with job id {args.job_id} waiting for a replay", file=sys.stderr)
+                return 1
+            print(json.dumps({"job_id": args.job_id, "replayed": True}))
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     from sandbox.people import DEFAULT_PEOPLE
 
@@ -111,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate configuration and every mapping")
     p.add_argument("--config", type=Path)
     p.set_defaults(fn=_check_config)
+
+    p = sub.add_parser("dlq", help="dead letters: list, show ID, replay ID (replay keeps the delivery id)")
+    p.add_argument("action", choices=["list", "show", "replay"])
+    p.add_argument("job_id", nargs="?", type=int)
+    p.add_argument("--all", action="store_true", help="list: include replayed ones")
+    p.add_argument("--config", type=Path)
+    p.set_defaults(fn=_dlq)
 
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

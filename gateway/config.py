@@ -62,6 +62,11 @@ class GatewayConfig:
     workers: int = 16
     lease_seconds: float = 30.0
     dispatch_interval: float = 0.05
+    breaker_threshold: int = 5
+    breaker_open_seconds: float = 10.0
+    shutdown_deadline: float = 10.0
+    idempotency_key_ttl: float = 7 * 24 * 3600.0
+    admin_token: str | None = None
     notify_retry: RetrySettings = field(default_factory=RetrySettings)
     departments: dict[str, DepartmentConfig] = field(default_factory=dict)
 
@@ -136,6 +141,12 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         workers=int(dispatcher.get("workers", 16)),
         lease_seconds=float(dispatcher.get("lease_seconds", 30.0)),
         dispatch_interval=float(dispatcher.get("interval", 0.05)),
+        breaker_threshold=int(dispatcher.get("breaker_threshold", 5)),
+        breaker_open_seconds=float(dispatcher.get("breaker_open_seconds", 10.0)),
+        shutdown_deadline=float(dispatcher.get("shutdown_deadline", 10.0)),
+        idempotency_key_ttl=float(data.get("idempotency", {}).get("key_ttl_seconds", 7 * 24 * 3600)),
+        # The admin token is a secret: only ever from the environment, never from a file in git.
+        admin_token=os.environ.get(str(data.get("admin", {}).get("token_env", "GATEWAY_ADMIN_TOKEN"))) or None,
         notify_retry=_retry(data.get("notify", {}).get("retry", {}), f"{path}: [notify.retry]"),
         departments=departments,
     )

@@ -22,6 +22,7 @@ import structlog
 
 from adapters.base import AdapterError, OutboundMessage, PermanentError, Reply, TransientError, UnknownOutcome
 from gateway.acceptance import application_view
+from gateway.breaker import BreakerOpen, Breakers
 from gateway.config import GatewayConfig
 from gateway.departments import DepartmentRuntime
 from gateway.domain.items import Item, depends_on_initiating
@@ -32,7 +33,7 @@ from gateway.metrics import Metrics
 from gateway.retry import call_with_retry
 from gateway.status import ItemStatus
 from gateway.store.models import Job, JobKind
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sql import SqlStore
 
 log = structlog.get_logger("gateway.dispatcher")
 
@@ -41,13 +42,15 @@ class Dispatcher:
     def __init__(
         self,
         config: GatewayConfig,
-        store: SqliteStore,
+        store: SqlStore,
         departments: Mapping[str, DepartmentRuntime],
         intake: Intake,
         metrics: Metrics,
         session: aiohttp.ClientSession,
         item_departments: Mapping[str, str],
+        breakers: Breakers,
     ) -> None:
+        self._breakers = breakers
         self._config = config
         self._store = store
         self._departments = departments
@@ -64,7 +67,9 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 free = self._config.workers - len(self._in_flight)
-                jobs = await self._store.claim_jobs(self.owner, free, self._config.lease_seconds)
+                jobs = await self._store.claim_jobs(
+                    self.owner, free, self._config.lease_seconds, self._breakers.blocked_departments()
+                )
                 for job in jobs:
                     task = asyncio.create_task(self._run_job(job))
                     self._in_flight[job.id] = task
@@ -102,7 +107,11 @@ class Dispatcher:
             else:
                 await self._notify(job)
         except asyncio.CancelledError:
+            # Shutting down: hand the job back now rather than waiting for the lease to lapse.
+            await asyncio.shield(self._store.release_job(job, self.owner, 0))
             raise
+        except BreakerOpen as exc:
+            await self._store.release_job(job, self.owner, exc.retry_in, str(exc))
         except AdapterError as exc:
             await self._give_up(job, exc.detail)
         except Exception as exc:  # a bug must not kill the dispatcher; the job is parked for a person
@@ -118,19 +127,30 @@ class Dispatcher:
         record_transitions(transitions, self._metrics, self._item_departments)
 
     async def _call(self, job: Job, runtime: DepartmentRuntime, operation: str, message: OutboundMessage) -> Reply:
+        breaker = self._breakers.get(f"{runtime.code}.{message.operation.endpoint}")
+
         async def attempt() -> Reply:
+            breaker.before_call()
             started = time.perf_counter()
             outcome = "ok"
             try:
-                return await runtime.call(message)
+                reply = await runtime.call(message)
+                breaker.success()
+                return reply
             except UnknownOutcome:
                 outcome = "unknown"
+                breaker.transient_failure()
                 raise
             except TransientError:
                 outcome = "transient"
+                breaker.transient_failure()
                 raise
             except PermanentError:
                 outcome = "permanent"
+                breaker.success()  # the department answered: the line is up
+                raise
+            except asyncio.CancelledError:
+                breaker.release_probe()
                 raise
             finally:
                 self._metrics.department_call(runtime.code, operation, outcome, time.perf_counter() - started)

@@ -18,7 +18,7 @@ from gateway.departments import DepartmentRuntime
 from gateway.mapping import ItemResult, ReplyError
 from gateway.metrics import Metrics
 from gateway.store.models import Transition
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sql import SqlStore
 
 log = structlog.get_logger("gateway.intake")
 
@@ -40,7 +40,7 @@ def record_transitions(transitions: list[Transition], metrics: Metrics, departme
 
 class Intake:
     def __init__(
-        self, store: SqliteStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics,
+        self, store: SqlStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics,
         item_departments: Mapping[str, str],
     ) -> None:
         self._store = store

@@ -50,6 +50,19 @@ class Metrics:
         self.precheck_seconds = Histogram(
             "gateway_precheck_duration_seconds", "Pre-check fan-out latency", buckets=_LATENCY, registry=r
         )
+        self.breaker = Gauge(
+            "gateway_circuit_breaker_state", "Circuit breaker per department endpoint: 0 closed, 1 half-open, 2 open",
+            ["department", "endpoint"], registry=r,
+        )
+        self.oldest_pending = Gauge(
+            "gateway_outbox_oldest_pending_age_seconds", "Age of the oldest pending outbox job", registry=r
+        )
+        self.idempotency = Counter(
+            "gateway_idempotency_outcomes", "Idempotency-Key outcomes", ["outcome"], registry=r
+        )
+        self.auth_failures = Counter(
+            "gateway_auth_failures", "Refused credentials by realm and reason", ["realm", "reason"], registry=r
+        )
         self.outbox = Gauge("gateway_outbox_jobs", "Outbox jobs by state", ["state"], registry=r)
 
     def department_call(self, department: str, operation: str, outcome: str, seconds: float) -> None:

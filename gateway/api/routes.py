@@ -8,10 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.acceptance import application_view
+from gateway.api.admin import add_admin_routes
 from gateway.api.body import read_json
 from gateway.domain.retirement_age import Category, YearMonth, retirement_policy
 from gateway.intake import IntakeOutcome
-from gateway.keys import ACCEPTANCE, INTAKE, METRICS, STORE
+from gateway.keys import ACCEPTANCE, BREAKERS, DEPARTMENTS, INTAKE, METRICS, STORE
 from gateway.problems import Problem
 
 
@@ -26,8 +27,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 async def submit(request: web.Request) -> web.Response:
-    answer = await request.app[ACCEPTANCE].submit(await read_json(request))
-    return json_response(answer.body, answer.status, answer.headers)
+    body = await read_json(request)
+    answer = await request.app[ACCEPTANCE].submit_with_key(body, request.headers.get("Idempotency-Key"))
+    response = json_response(answer.body, answer.status, answer.headers)
+    response.content_type = answer.content_type
+    return response
 
 
 async def precheck(request: web.Request) -> web.Response:
@@ -77,18 +81,32 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Store reachable with its schema applied, adapters opened, breakers' state."""
     try:
-        counts = await request.app[STORE].counts()
+        migrated = await request.app[STORE].ready()
     except Exception as exc:  # the store is down: not ready, say why without a stack trace
         raise Problem(503, "not-ready", "Not ready", f"store unreachable: {type(exc).__name__}") from exc
-    return json_response({"status": "ready", "outbox": counts})
+    if not migrated:
+        raise Problem(503, "not-ready", "Not ready", "store schema is not at the version this gateway needs")
+    breakers = request.app[BREAKERS].states()
+    return json_response(
+        {
+            "status": "ready",
+            "store": "ok",
+            "departments": sorted(request.app[DEPARTMENTS]),
+            "circuit_breakers": breakers,
+            "open_breakers": [k for k, v in breakers.items() if v == "open"],
+        }
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
-    for state, n in (await request.app[STORE].counts()).items():
+    store = request.app[STORE]
+    for state, n in (await store.counts()).items():
         if state.startswith("jobs_"):
             m.outbox.labels(state[5:]).set(n)
+    m.oldest_pending.set(await store.oldest_pending_age())
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 
@@ -102,3 +120,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_admin_routes(app)

@@ -320,8 +320,10 @@ class SqlStore:
         """domain.md §4: approval releases the dependent items; anything else cancels them."""
         if status == ItemStatus.APPROVED:
             await tx.execute(
-                "UPDATE jobs SET state = 'pending', not_before = ? WHERE application_no = ? AND state = 'waiting'",
-                (now, application_no),
+                # created_at restarts: a retry policy's max_age counts from when a job became due.
+                "UPDATE jobs SET state = 'pending', not_before = ?, created_at = ?"
+                " WHERE application_no = ? AND state = 'waiting'",
+                (now, now, application_no),
             )
             return []
         rows = await tx.fetchall(

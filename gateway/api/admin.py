@@ -1,0 +1,75 @@
+"""The admin API (separate bearer token): dead letters — list, inspect, replay."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.keys import CONFIG, METRICS, STORE
+from gateway.problems import Problem
+
+log = structlog.get_logger("gateway.admin")
+
+
+def _authorize(request: web.Request) -> None:
+    token = request.app[CONFIG].admin_token
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+        reason = "disabled" if token is None else ("missing" if not given else "invalid")
+        request.app[METRICS].auth_failures.labels("admin", reason).inc()
+        raise Problem(
+            401, "unauthorized", "Admin credentials required",
+            "the admin API needs Authorization: Bearer <admin token>"
+            + (" (no admin token is configured)" if token is None else ""),
+            headers={"WWW-Authenticate": 'Bearer realm="gateway-admin"'},
+        )
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False, default=str).encode("utf-8"),
+        status=status, content_type="application/json", charset="utf-8",
+    )
+
+
+def _job_id(request: web.Request) -> int:
+    raw = request.match_info["job_id"]
+    if not raw.isdigit():
+        raise Problem(400, "validation-error", "Invalid id", "job id must be a number",
+                      errors=[{"pointer": "job_id", "detail": "must be digits"}])
+    return int(raw)
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    _authorize(request)
+    include = request.query.get("include_replayed") == "true"
+    return _json({"dead_letters": await request.app[STORE].dead_letters(include)})
+
+
+async def show_dead_letter(request: web.Request) -> web.Response:
+    _authorize(request)
+    detail = await request.app[STORE].dead_letter_detail(_job_id(request))
+    if detail is None:
+        raise Problem(404, "dead-letter-not-found", "No such dead letter", "no dead letter with this job id")
+    return _json(detail)
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    _authorize(request)
+    job_id = _job_id(request)
+    if not await request.app[STORE].replay_dead_letter(job_id):
+        raise Problem(404, "dead-letter-not-found", "No such dead letter",
+                      "no dead letter with this job id waiting for a replay")
+    log.info("dead_letter_replayed", job=job_id, actor="admin-api")
+    return _json({"job_id": job_id, "replayed": True}, 202)
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/v1/dead-letters", list_dead_letters)
+    app.router.add_get("/admin/v1/dead-letters/{job_id}", show_dead_letter)
+    app.router.add_post("/admin/v1/dead-letters/{job_id}/replay", replay_dead_letter)
