@@ -122,7 +122,8 @@ class SoapAdapter:
         except Fault as exc:
             code = str(exc.code or "")
             detail = f"{where}: SOAP fault {code}: {exc.message}"
-            if any(code.endswith(t) for t in self._transient_faults):
+            transient = self._transient_faults | set(message.operation.options.get("transient_faults", ()))
+            if any(code.endswith(t) for t in transient):
                 raise TransientError(detail) from exc
             raise PermanentError(detail) from exc
         except (TransportError, XMLSyntaxError, XMLParseError, etree.XMLSyntaxError) as exc:

@@ -23,10 +23,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox.faults import Faults
     from sandbox.runner import DEFAULT_PORTS, run_sandbox
 
+    faults = {}
+    if args.faults:
+        try:
+            raw = json.loads(Path(args.faults).read_text(encoding="utf-8"))
+            faults = {dept: Faults.from_json(f) for dept, f in raw.items()}
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"error: {args.faults}: {exc}", file=sys.stderr)
+            return 2
+    offset = args.port_base - 18701
+    ports = {k: v + offset for k, v in DEFAULT_PORTS.items()}
+
     async def main() -> None:
-        async with run_sandbox(args.people, hpf_root=Path(args.hpf_root), ports=DEFAULT_PORTS) as sb:
+        async with run_sandbox(
+            args.people, hpf_root=Path(args.hpf_root), ports=ports, decision_delay=args.decision_delay, faults=faults
+        ) as sb:
             print(json.dumps({"ports": sb.ports, "hpf": str(sb.hpf_root)}), flush=True)
             await asyncio.Event().wait()
 
@@ -127,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sandbox", help="run the sandbox departments on their default ports")
     p.add_argument("--people", type=Path, default=DEFAULT_PEOPLE)
     p.add_argument("--hpf-root", default="var/sandbox/hpf")
+    p.add_argument("--port-base", type=int, default=18701, help="first of six consecutive ports")
+    p.add_argument("--decision-delay", type=float, default=0.2, help="seconds before hrss decides")
+    p.add_argument("--faults", help='JSON file: {"hrss": {"error_rate": 0.2, "reset_after_rate": 0.1}, ...}')
     p.set_defaults(fn=_sandbox)
 
     p = sub.add_parser("demo", help="sandbox + gateway + a batch of applications")

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from sandbox.faults import Faults, fault_middleware, faults_routes
 from sandbox.filedrop import run_hpf_exchange
 from sandbox.people import DEFAULT_PEOPLE, People
 from sandbox.rest import hpf_query_app, hrss_app, nhsa_app, police_app
@@ -63,9 +64,11 @@ async def run_sandbox(
     hpf_root: Path = Path("var/sandbox/hpf"),
     ports: dict[str, int] | None = None,
     decision_delay: float = 0.2,
+    faults: dict[str, Faults] | None = None,
 ) -> AsyncIterator[RunningSandbox]:
     session = aiohttp.ClientSession()
     state = SandboxState(People.load(people_path), session, decision_delay=decision_delay)
+    state.faults.update(faults or {})
     apps = {
         "police": police_app(state),
         "hrss": hrss_app(state),
@@ -80,6 +83,10 @@ async def run_sandbox(
     exchange: asyncio.Task[None] | None = None
     try:
         for name, app in apps.items():
+            app.middlewares.append(
+                fault_middleware(lambda n=name: state.faults_of(n), state.rng, soap=name in ("health", "justice"))
+            )
+            faults_routes(app, lambda n=name: state.faults_of(n), lambda f, n=name: state.faults.__setitem__(n, f))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from sandbox.faults import Faults
 from sandbox.people import Ledger, People
 
 
@@ -17,3 +19,8 @@ class SandboxState:
     decision_delay: float = 0.2
     ledger: Ledger = field(default_factory=Ledger)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    faults: dict[str, Faults] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(4301))
+
+    def faults_of(self, department: str) -> Faults:
+        return self.faults.get(department) or Faults()
