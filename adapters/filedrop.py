@@ -9,6 +9,7 @@ has been stable for a moment, then moved to ``archive`` (or ``error`` if unreada
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -101,6 +102,9 @@ class FileDropAdapter:
         for path in await asyncio.to_thread(self._ready_files):
             try:
                 raw = path.read_bytes()
+            except FileNotFoundError:
+                continue  # picked up by another replica meanwhile
+            try:
                 text = raw.decode(self.encoding.replace("gbk", "gb18030"))
                 body = xmltodict.parse(text.lstrip("\ufeff"), disable_entities=True)
             except (OSError, UnicodeDecodeError, ValueError, xmltodict.expat.ExpatError) as exc:
@@ -137,6 +141,7 @@ class FileDropAdapter:
         await asyncio.to_thread(self._move, path, self.archive if ok else self.error)
 
     def _move(self, path: Path, folder: Path) -> None:
-        if path.exists():
+        # Another replica may have taken the same file first: that is fine, it is handled.
+        with contextlib.suppress(FileNotFoundError):
             os.replace(path, folder / path.name)
         self._sizes.pop(path.name, None)

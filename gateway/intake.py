@@ -83,16 +83,24 @@ class Intake:
     async def collect_files(self, interval: float = 0.1) -> None:
         """Pick up result files forever; each is archived once applied (or set aside if bad)."""
         while True:
-            for code, runtime in self._departments.items():
-                for source in runtime.result_sources():
-                    async for raw in source.results():
-                        outcome = IntakeOutcome.MALFORMED
-                        if raw.body is not None:
-                            with contextlib.suppress(ReplyError):
-                                outcome = await self.accept(code, raw.body, "file", raw.delivery_id)
-                        else:
-                            log.warning("result_file_unreadable", department=code, detail=raw.source)
-                        await source.acknowledge(
-                            raw, outcome in (IntakeOutcome.APPLIED, IntakeOutcome.DUPLICATE)
-                        )
+            try:
+                await self._collect_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad pass must not stop result pickup for good
+                log.exception("result_pickup_failed")
             await asyncio.sleep(interval)
+
+    async def _collect_once(self) -> None:
+        for code, runtime in self._departments.items():
+            for source in runtime.result_sources():
+                async for raw in source.results():
+                    outcome = IntakeOutcome.MALFORMED
+                    if raw.body is not None:
+                        with contextlib.suppress(ReplyError):
+                            outcome = await self.accept(code, raw.body, "file", raw.delivery_id)
+                    else:
+                        log.warning("result_file_unreadable", department=code, detail=raw.source)
+                    await source.acknowledge(
+                        raw, outcome in (IntakeOutcome.APPLIED, IntakeOutcome.DUPLICATE)
+                    )

@@ -40,7 +40,7 @@ def police_app(state: SandboxState) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/police/identity/verify", verify)
-    _add_ledger(app, state.ledger, "police")
+    add_ledger_route(app, state.ledger, "police")
     return app
 
 
@@ -79,7 +79,7 @@ def hrss_app(state: SandboxState) -> web.Application:
     app.router.add_post("/hrss/v1/persons/query", query)
     app.router.add_post("/hrss/v1/items", submit)
     app.router.add_get("/hrss/v1/items/{lsh}", status)
-    _add_ledger(app, ledger, "hrss")
+    add_ledger_route(app, ledger, "hrss")
     return app
 
 
@@ -126,7 +126,7 @@ def nhsa_app(state: SandboxState) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/nhsa/fsi/api", api)
-    _add_ledger(app, ledger, "nhsa")
+    add_ledger_route(app, ledger, "nhsa")
     return app
 
 
@@ -142,11 +142,11 @@ def hpf_query_app(state: SandboxState) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/hpf/account/query", query)
-    _add_ledger(app, state.ledger, "hpf")
+    add_ledger_route(app, state.ledger, "hpf")
     return app
 
 
-def _add_ledger(app: web.Application, ledger: Ledger, department: str) -> None:
+def add_ledger_route(app: web.Application, ledger: Ledger, department: str) -> None:
     async def cases(_: web.Request) -> web.Response:
         return _json(ledger.cases.get(department, {}))
 

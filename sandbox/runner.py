@@ -15,7 +15,7 @@ from aiohttp import web
 from sandbox.faults import Faults, fault_middleware, faults_routes
 from sandbox.filedrop import run_hpf_exchange
 from sandbox.people import DEFAULT_PEOPLE, People
-from sandbox.rest import hpf_query_app, hrss_app, nhsa_app, police_app
+from sandbox.rest import add_ledger_route, hpf_query_app, hrss_app, nhsa_app, police_app
 from sandbox.soap import health_app, justice_app
 from sandbox.state import SandboxState
 
@@ -87,6 +87,8 @@ async def run_sandbox(
                 fault_middleware(lambda n=name: state.faults_of(n), state.rng, soap=name in ("health", "justice"))
             )
             faults_routes(app, lambda n=name: state.faults_of(n), lambda f, n=name: state.faults.__setitem__(n, f))
+            if name in ("health", "justice"):
+                add_ledger_route(app, state.ledger, name)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)

@@ -39,7 +39,8 @@ async def gw_fast(config: GatewayConfig, tmp_path: Path) -> AsyncIterator[Runnin
 def accepted_batch(copies: int = 1) -> list[dict[str, Any]]:
     """The demo applications that are accepted, each `copies` times under new numbers."""
     expected = json.loads((DEMO_APPLICATIONS.parent / "demo_expected.json").read_text(encoding="utf-8"))
-    apps = [a for a in json.loads(DEMO_APPLICATIONS.read_text(encoding="utf-8")) if expected[a["application_no"]]["accepted"]]
+    every = json.loads(DEMO_APPLICATIONS.read_text(encoding="utf-8"))
+    apps = [a for a in every if expected[a["application_no"]]["accepted"]]
     out = []
     for n in range(copies):
         for a in apps:

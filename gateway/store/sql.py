@@ -240,6 +240,7 @@ class SqlStore:
             dl = await tx.fetchone("SELECT * FROM dead_letters WHERE job_id = ? AND replayed_at IS NULL", (job_id,))
             if dl is None:
                 return False
+            await self._lock_application(tx, dl["application_no"])
             await tx.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, not_before = ?, created_at = ?,"
                 " lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'dead'",
@@ -291,6 +292,7 @@ class SqlStore:
         self, tx: Tx, application_no: str, item: str, result: ItemResult, raw: str | None, now: float
     ) -> list[Transition]:
         """Move one item forward (never back, never out of a final status) and follow on."""
+        await self._lock_application(tx, application_no)
         row = await tx.fetchone(
             "SELECT status, mode FROM items WHERE application_no = ? AND item = ?", (application_no, item)
         )
@@ -313,6 +315,14 @@ class SqlStore:
             await self._notify(tx, application_no, now)
             await self._complete_if_final(tx, application_no, now)
         return transitions
+
+    async def _lock_application(self, tx: Tx, application_no: str) -> None:
+        """Serialise every change to one application's items (PostgreSQL row lock; SQLite
+        writers are serial already). Without it two concurrent results could each see the
+        other item still open — the application would never complete — or a late
+        "accepted" could overwrite an "approved" that committed meanwhile."""
+        if self.dialect == "postgres":
+            await tx.fetchone("SELECT 1 AS x FROM applications WHERE application_no = ? FOR UPDATE", (application_no,))
 
     async def _follow_initiating(
         self, tx: Tx, application_no: str, status: ItemStatus, result: ItemResult, now: float

@@ -1,0 +1,116 @@
+"""Real gateway and sandbox processes for the crash and replica tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from tests.conftest import ROOT
+
+DEPTS = ("police", "hrss", "nhsa", "health", "justice", "hpf")
+
+
+def free_port_block(n: int = 6) -> int:
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        try:
+            socks = []
+            for i in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sandbox:
+    def __init__(self, workdir: Path) -> None:
+        self.base = free_port_block()
+        self.hpf = workdir / "hpf"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "sandbox", "--port-base", str(self.base),
+             "--hpf-root", str(self.hpf), "--decision-delay", "0.05"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout is not None
+        json.loads(self.proc.stdout.readline())  # the ports line: the sandbox is up
+
+    def port(self, dept: str) -> int:
+        return self.base + DEPTS.index(dept)
+
+    def cases(self, dept: str) -> dict[str, Any]:
+        with urlopen(f"http://127.0.0.1:{self.port(dept)}/_sandbox/cases", timeout=5) as resp:
+            return dict(json.loads(resp.read()))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def gateway_config(workdir: Path, sandbox: Sandbox, port: int, database_url: str, name: str) -> Path:
+    """config/gateway.toml pointed at this sandbox, this port and this store."""
+    text = (ROOT / "config" / "gateway.toml").read_text(encoding="utf-8")
+    for i, dept in enumerate(DEPTS):
+        text = text.replace(f"127.0.0.1:{18701 + i}", f"127.0.0.1:{sandbox.port(dept)}")
+    text = text.replace("port = 8080", f"port = {port}").replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    text = re.sub(r'url = "sqlite:///var/gateway.db".*', f'url = "{database_url}"', text)
+    text = text.replace('"var/sandbox/hpf/', f'"{sandbox.hpf}/').replace('"var/gateway/hpf/', f'"{workdir}/{name}-')
+    text = text.replace("lease_seconds = 30", "lease_seconds = 2")
+    text = f'base_dir = "{ROOT}"\n' + text
+    path = workdir / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Gateway:
+    def __init__(self, config: Path, port: int, database_url: str) -> None:
+        self.config, self.port, self.url = config, port, f"http://127.0.0.1:{port}"
+        self.env = os.environ | {"GATEWAY_DATABASE_URL": database_url}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(self.config)],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urlopen(self.url + "/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not start")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
