@@ -16,6 +16,7 @@ from aiohttp import web
 from adapters.context import AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
 from gateway.api.routes import add_routes
+from gateway.auth import auth_middleware
 from gateway.breaker import Breakers, BreakerState
 from gateway.config import GatewayConfig
 from gateway.departments import close_departments, open_departments
@@ -77,9 +78,16 @@ async def _purge_idempotency_keys(app: web.Application) -> None:
 
 
 def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = None) -> web.Application:
-    app = web.Application(middlewares=[observe], client_max_size=config.max_body_bytes)
+    async def remember_nonce(nonce: str, window: float) -> bool:
+        return await app[STORE].remember_nonce(nonce, window)
+
+    metrics = Metrics()
+    authenticate = auth_middleware(
+        config.auth, remember_nonce, lambda realm, reason: metrics.auth_failures.labels(realm, reason).inc()
+    )
+    app = web.Application(middlewares=[observe, authenticate], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
     level = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
     def breaker_changed(key: str, state: BreakerState) -> None:

@@ -62,6 +62,8 @@ def _policy(args: argparse.Namespace) -> int:
 
     try:
         birth = YearMonth.parse(args.birth)
+        if not 1900 <= birth.year <= 2100:
+            raise ValueError("--birth: the year must be from 1900 to 2100")
         category = Category(args.category)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

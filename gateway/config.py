@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.auth import METHODS, AuthSettings, parse_keys
 from gateway.mapping import DepartmentMapping, MappingError, load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ class GatewayConfig:
     shutdown_deadline: float = 10.0
     idempotency_key_ttl: float = 7 * 24 * 3600.0
     admin_token: str | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)
     notify_retry: RetrySettings = field(default_factory=RetrySettings)
     departments: dict[str, DepartmentConfig] = field(default_factory=dict)
 
@@ -129,6 +131,22 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             poll_interval=float(d.get("poll_interval", 1.0)),
             retry=_retry(d.get("retry", {}), f"{where}.retry"),
         )
+    auth = data.get("auth", {})
+    methods = tuple(auth.get("methods", ["HMAC-SM3"]))
+    if not set(methods) <= set(METHODS):
+        raise ConfigError(f"{path}: [auth] methods: only {', '.join(METHODS)}")
+    # Secrets come from the environment only, never from a file kept in git.
+    auth_settings = AuthSettings(
+        enabled=bool(auth.get("enabled", False)),
+        window_seconds=float(auth.get("window_seconds", 300)),
+        methods=methods,
+        platform_keys=parse_keys(os.environ.get(str(auth.get("platform_keys_env", "GATEWAY_PLATFORM_KEYS")))),
+        department_keys={
+            dept: parse_keys(os.environ.get(str(env))) for dept, env in auth.get("department_keys_env", {}).items()
+        },
+    )
+    if auth_settings.enabled and not auth_settings.platform_keys:
+        raise ConfigError(f"{path}: [auth] is enabled but no platform key is set in the environment")
     db = os.environ.get("GATEWAY_DATABASE_URL") or data.get("store", {}).get("url", "sqlite:///var/gateway.db")
     return GatewayConfig(
         base_dir=base_dir,
@@ -149,4 +167,5 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         admin_token=os.environ.get(str(data.get("admin", {}).get("token_env", "GATEWAY_ADMIN_TOKEN"))) or None,
         notify_retry=_retry(data.get("notify", {}).get("retry", {}), f"{path}: [notify.retry]"),
         departments=departments,
+        auth=auth_settings,
     )

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.app import build_app
+from gateway.auth import AuthSettings, sign
 from gateway.config import GatewayConfig, load_config
 from sandbox.runner import RunningSandbox, run_sandbox
 
@@ -30,10 +32,23 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    config: GatewayConfig, workdir: Path, people: Path, decision_delay: float = 0.2
+    config: GatewayConfig, workdir: Path, people: Path, decision_delay: float = 0.2, auth: bool = False
 ) -> AsyncIterator[tuple[str, RunningSandbox, GatewayConfig]]:
-    """Sandbox + gateway on free loopback ports, state under ``workdir``. Yields the base URL."""
+    """Sandbox + gateway on free loopback ports, state under ``workdir``. Yields the base URL.
+
+    ``auth``: switch signed requests on with keys made for this run (the platform's key
+    is in the yielded config; hrss signs its callbacks with its own)."""
     async with run_sandbox(people, hpf_root=workdir / "hpf", decision_delay=decision_delay) as sandbox:
+        if auth:
+            platform = ("platform-demo", secrets.token_hex(16))
+            hrss = ("hrss-demo", secrets.token_hex(16))
+            sandbox.state.callback_key = hrss
+            config = replace(
+                config,
+                auth=AuthSettings(
+                    enabled=True, platform_keys=dict([platform]), department_keys={"hrss": dict([hrss])}
+                ),
+            )
         port = _free_port()
         cfg = sandbox.point_gateway(config)
         assert isinstance(cfg, GatewayConfig)
@@ -54,23 +69,44 @@ async def running_gateway(
             await runner.cleanup()
 
 
+Signer = Callable[[str, str, bytes], dict[str, str]]
+
+
+def platform_signer(config: GatewayConfig) -> Signer | None:
+    """Sign as the platform with the first configured key (None when auth is off)."""
+    if not config.auth.enabled:
+        return None
+    key, secret = next(iter(config.auth.platform_keys.items()))
+    return lambda method, path, body: sign(method, path, body, key, secret)
+
+
 async def submit_and_follow(
-    base_url: str, applications: list[dict[str, Any]], timeout: float = 60.0, concurrency: int = 8
+    base_url: str, applications: list[dict[str, Any]], timeout: float = 60.0, concurrency: int = 8,
+    signer: Signer | None = None,
 ) -> list[dict[str, Any]]:
     """Submit each application, then poll GET until every item is final (or time runs out)."""
     sem = asyncio.Semaphore(concurrency)
+
+    def headers(method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        return signer(method, path, body) if signer else {}
+
     async with aiohttp.ClientSession() as http:
 
         async def one(app: dict[str, Any]) -> dict[str, Any]:
+            path = "/api/v1/joint-applications"
+            data = json.dumps(app, ensure_ascii=False).encode("utf-8")
             async with sem:
-                async with http.post(f"{base_url}/api/v1/joint-applications", json=app) as resp:
+                async with http.post(
+                    base_url + path, data=data,
+                    headers={"Content-Type": "application/json"} | headers("POST", path, data),
+                ) as resp:
                     status, body = resp.status, await resp.json(content_type=None)
             final = None
             if status == 202:
                 deadline = time.monotonic() + timeout
-                url = f"{base_url}/api/v1/joint-applications/{app['application_no']}"
+                path = f"/api/v1/joint-applications/{app['application_no']}"
                 while time.monotonic() < deadline:
-                    async with http.get(url) as resp:
+                    async with http.get(base_url + path, headers=headers("GET", path)) as resp:
                         final = await resp.json()
                     if final["status"] == "completed":
                         break
@@ -124,7 +160,7 @@ def run_demo(people: Path, applications: Path, as_json: bool, config_path: Path 
 async def _run(
     config: GatewayConfig, workdir: Path, people: Path, apps: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], float]:
-    async with running_gateway(config, workdir, people) as (base_url, _, _):
+    async with running_gateway(config, workdir, people, auth=True) as (base_url, _, cfg):
         started = time.monotonic()
-        results = await submit_and_follow(base_url, apps)
+        results = await submit_and_follow(base_url, apps, signer=platform_signer(cfg))
         return results, time.monotonic() - started

@@ -10,7 +10,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from gateway.auth import sign
 from sandbox.people import Ledger
 from sandbox.state import SandboxState
 
@@ -90,9 +92,14 @@ async def _decide_later(state: SandboxState, lsh: str, approved: bool, reason: s
     state.ledger.cases["hrss"][lsh] |= {"decided": verdict, "decided_at": time.time()}
     document = f"湘人社退审〔2026〕{lsh[-6:]}号" if approved else ""  # 批准文号
     payload = {"lsh": lsh, "bjjg": verdict, "bjyj": reason, "pzwh": document}
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     for attempt in range(8):
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if state.callback_key:
+            headers |= sign("POST", URL(url).path, body, *state.callback_key)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with state.session.post(url, json=payload, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            post = state.session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=5))
+            async with post as resp:
                 if resp.status < 300:
                     return
         await asyncio.sleep(min(0.2 * 2**attempt, 5))

@@ -20,6 +20,7 @@ class SandboxState:
     ledger: Ledger = field(default_factory=Ledger)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     faults: dict[str, Faults] = field(default_factory=dict)
+    callback_key: tuple[str, str] | None = None  # (app key, secret) hrss signs its callbacks with
     rng: random.Random = field(default_factory=lambda: random.Random(4301))
 
     def faults_of(self, department: str) -> Faults:

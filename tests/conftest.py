@@ -6,12 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
 
+from gateway.auth import sign
 from gateway.config import GatewayConfig, load_config
-from gateway.demo import running_gateway
+from gateway.demo import Signer, platform_signer, running_gateway
 from gateway.logs import configure_logging
 from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import RunningSandbox
@@ -28,12 +30,27 @@ class Running:
         self.config = config
         self.http = http
 
-    async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, Any, Any]:
-        async with self.http.post(self.base_url + path, json=body, **kw) as resp:
-            return resp.status, await resp.json(content_type=None), resp.headers
+    @property
+    def signer(self) -> Signer | None:
+        return platform_signer(self.config)
+
+    def signed_headers(self, method: str, target: str, body: bytes, headers: dict[str, str] | None) -> dict[str, str]:
+        """Headers of a request from the platform: signed when the gateway has authentication on."""
+        out = {"Content-Type": "application/json"}
+        if self.config.auth.enabled:
+            path, _, query = target.partition("?")
+            key, secret = next(iter(self.config.auth.platform_keys.items()))
+            out |= sign(method, path, body, key, secret, query=dict(parse_qsl(query)))
+        return out | (headers or {})
+
+    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        signed = self.signed_headers("POST", path, data, headers)
+        async with self.http.post(self.base_url + path, data=data, headers=signed) as r:
+            return r.status, await r.json(content_type=None), r.headers
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with self.http.get(self.base_url + path) as resp:
+        async with self.http.get(self.base_url + path, headers=self.signed_headers("GET", path, b"", None)) as resp:
             return resp.status, await resp.json(content_type=None)
 
 
@@ -50,7 +67,9 @@ def config() -> GatewayConfig:
 
 @pytest.fixture
 async def gw(config: GatewayConfig, tmp_path: Path) -> AsyncIterator[Running]:
-    async with running_gateway(config, tmp_path, DEFAULT_PEOPLE, decision_delay=0.05) as (url, sandbox, cfg):
+    async with running_gateway(config, tmp_path, DEFAULT_PEOPLE, decision_delay=0.05, auth=True) as (
+        url, sandbox, cfg
+    ):
         async with aiohttp.ClientSession() as http:
             yield Running(url, sandbox, cfg, http)
 

@@ -36,14 +36,14 @@ def _check(results: list[dict[str, Any]], expected: dict[str, Any]) -> None:
 async def test_worked_examples_reach_the_expected_final_statuses(gw: Running) -> None:
     apps = json.loads((SHARED / "examples" / "applications.json").read_text(encoding="utf-8"))
     expected = json.loads((SHARED / "examples" / "expected.json").read_text(encoding="utf-8"))
-    _check(await submit_and_follow(gw.base_url, apps, timeout=20), expected)
+    _check(await submit_and_follow(gw.base_url, apps, timeout=20, signer=gw.signer), expected)
 
 
 async def test_demo_batch_covers_every_initiating_item_and_reaches_expected_statuses(gw: Running) -> None:
     apps = json.loads(DEMO_APPLICATIONS.read_text(encoding="utf-8"))
     expected = json.loads((ROOT / "sandbox" / "demo_expected.json").read_text(encoding="utf-8"))
     assert {a["initiating_item"] for a in apps} == {"retire_normal", "retire_early", "resident_pension"}
-    results = await submit_and_follow(gw.base_url, apps, timeout=30)
+    results = await submit_and_follow(gw.base_url, apps, timeout=30, signer=gw.signer)
     _check(results, expected)
     # Every department saw work, through every adapter kind.
     cases = gw.sandbox.state.ledger.cases
@@ -52,7 +52,7 @@ async def test_demo_batch_covers_every_initiating_item_and_reaches_expected_stat
 
 async def test_dependent_items_are_sent_only_after_the_initiating_item_is_approved(gw: Running) -> None:
     app = demo_application("DEMO-001")
-    results = await submit_and_follow(gw.base_url, [app], timeout=20)
+    results = await submit_and_follow(gw.base_url, [app], timeout=20, signer=gw.signer)
     final = results[0]["final"]
     assert final["status"] == "completed"
     ledger = gw.sandbox.state.ledger.cases
@@ -76,7 +76,7 @@ async def test_rejected_initiating_item_cancels_dependents_without_sending_them(
         n for n, e in expected.items()
         if e["accepted"] and any(s == "cancelled" for s in e["items"].values())
     )
-    results = await submit_and_follow(gw.base_url, [demo_application(number)], timeout=20)
+    results = await submit_and_follow(gw.base_url, [demo_application(number)], timeout=20, signer=gw.signer)
     items = {i["item"]: i for i in results[0]["final"]["items"]}
     cancelled = [i for i in items.values() if i["status"] == "cancelled"]
     assert cancelled
@@ -94,7 +94,7 @@ async def test_resubmitting_an_application_no_replays_and_never_creates_a_second
     for status, body, headers in again:
         assert status == 202 and body == first[1]
         assert headers["Idempotent-Replayed"] == "true"
-    await submit_and_follow(gw.base_url, [app], timeout=20)
+    await submit_and_follow(gw.base_url, [app], timeout=20, signer=gw.signer)
     for cases in gw.sandbox.state.ledger.cases.values():
         assert all(c["received"] == 1 for c in cases.values())
     changed = copy.deepcopy(app)
@@ -150,7 +150,7 @@ async def test_platform_callback_receives_the_final_state(gw: Running) -> None:
     port = runner.addresses[0][1]
     try:
         app = demo_application("DEMO-003") | {"callback_url": f"http://127.0.0.1:{port}/cb"}
-        results = await submit_and_follow(gw.base_url, [app], timeout=20)
+        results = await submit_and_follow(gw.base_url, [app], timeout=20, signer=gw.signer)
         for _ in range(50):
             if received and received[-1]["status"] == "completed":
                 break

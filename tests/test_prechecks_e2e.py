@@ -419,7 +419,8 @@ MALE_1976_09 = {
 
 
 async def _get(gw: Running, query: str) -> tuple[int, Any, str]:
-    async with gw.http.get(gw.base_url + POLICY + query) as resp:
+    headers = gw.signed_headers("GET", POLICY + query, b"", None)
+    async with gw.http.get(gw.base_url + POLICY + query, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None), resp.headers.get("Content-Type", "")
 
 
@@ -449,11 +450,6 @@ async def test_policy_endpoint_bad_query_is_a_400_problem_naming_the_parameter(
     assert any(name in body["detail"] for name in names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: routes.retirement_age validates only the YYYY-MM shape; a birth month whose "
-    "retirement month overflows year 9999 raises ValueError inside retirement_policy → 500",
-)
 async def test_policy_endpoint_birth_beyond_the_calendar_is_a_400_not_a_500(gw: Running) -> None:
     status, body, _ = await _get(gw, "?birth=9999-12&category=male")
     assert status == 400, (status, body)
@@ -490,11 +486,6 @@ def test_cli_policy_bad_input_exits_non_zero_with_an_error(args: tuple[str, ...]
     assert done.stderr.startswith("error:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: cli._policy catches ValueError only around parsing; retirement_policy() for "
-    "birth 9999-12 raises outside the try → traceback, exit 1 instead of 'error: …', exit 2",
-)
 def test_cli_policy_birth_beyond_the_calendar_is_a_clean_error() -> None:
     done = _cli("policy", "retirement-age", "--birth", "9999-12", "--category", "male")
     assert done.returncode == 2 and done.stderr.startswith("error:"), done.stderr

@@ -64,8 +64,10 @@ async def retirement_age(request: web.Request) -> web.Response:
     category = request.query.get("category", "")
     try:
         ym = YearMonth.parse(birth)
+        if not 1900 <= ym.year <= 2100:
+            raise ValueError(birth)
     except ValueError:
-        errors.append({"pointer": "birth", "detail": "must be YYYY-MM"})
+        errors.append({"pointer": "birth", "detail": "must be YYYY-MM with a year from 1900 to 2100"})
     try:
         cat = Category(category)
     except ValueError:

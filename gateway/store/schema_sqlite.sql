@@ -82,3 +82,10 @@ CREATE TABLE IF NOT EXISTS schema_version (
     version    INTEGER PRIMARY KEY,
     applied_at REAL NOT NULL
 );
+
+-- Request nonces seen within the signature window (replay protection across replicas).
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce   TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonces_seen ON nonces(seen_at);

@@ -409,6 +409,19 @@ class SqlStore:
                 "DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - older_than_seconds,)
             )
 
+    # --- request nonces ---------------------------------------------------------------------
+
+    async def remember_nonce(self, nonce: str, window_seconds: float) -> bool:
+        """True the first time a nonce is seen; False for a replay. Old nonces are dropped."""
+        now = time.time()
+        async with self.connector.write() as tx:
+            await tx.execute("DELETE FROM nonces WHERE seen_at < ?", (now - 2 * window_seconds,))
+            return bool(
+                await tx.execute(
+                    "INSERT INTO nonces (nonce, seen_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING", (nonce, now)
+                )
+            )
+
     # --- operations ---------------------------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
