@@ -23,6 +23,7 @@ from gateway.domain import materials as materials_rules
 from gateway.domain import prechecks
 from gateway.domain.items import ITEM_ORDER, EarlyReason, Item, Mode, department_of, depends_on_initiating
 from gateway.eligibility import Eligibility
+from gateway.logs import person_token
 from gateway.messages import delivery_id_for
 from gateway.metrics import Metrics
 from gateway.problems import Problem, validation_problem
@@ -179,6 +180,7 @@ class Acceptance:
         log.info(
             "application_accepted",
             application_no=new.application_no,
+            person=person_token(body["applicant"]["id_number"], self._config.log_token_key),
             initiating_item=new.initiating_item,
             items=[i.item for i in new.items if i.status == ItemStatus.PLANNED],
         )

@@ -69,6 +69,9 @@ class GatewayConfig:
     idempotency_key_ttl: float = 7 * 24 * 3600.0
     admin_token: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # Key for person tokens in logs (GATEWAY_LOG_TOKEN_KEY). Without it a random key per
+    # process: tokens then link lines of one process run only.
+    log_token_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     notify_retry: RetrySettings = field(default_factory=RetrySettings)
     departments: dict[str, DepartmentConfig] = field(default_factory=dict)
 
@@ -168,4 +171,5 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         notify_retry=_retry(data.get("notify", {}).get("retry", {}), f"{path}: [notify.retry]"),
         departments=departments,
         auth=auth_settings,
+        log_token_key=(os.environ.get("GATEWAY_LOG_TOKEN_KEY") or "").encode() or os.urandom(32),
     )

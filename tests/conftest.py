@@ -17,6 +17,7 @@ from gateway.demo import Signer, platform_signer, running_gateway
 from gateway.logs import configure_logging
 from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import RunningSandbox
+from tests.pii import leaks
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -47,11 +48,29 @@ class Running:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         signed = self.signed_headers("POST", path, data, headers)
         async with self.http.post(self.base_url + path, data=data, headers=signed) as r:
-            return r.status, await r.json(content_type=None), r.headers
+            body = await r.json(content_type=None)
+            if r.status >= 400:  # error bodies never echo personal data
+                assert not leaks(json.dumps(body, ensure_ascii=False)), leaks(json.dumps(body, ensure_ascii=False))
+            return r.status, body, r.headers
 
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.http.get(self.base_url + path, headers=self.signed_headers("GET", path, b"", None)) as resp:
             return resp.status, await resp.json(content_type=None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Every test's captured logs and output go through the personal-data scanner: a test
+    whose run wrote an unmasked ID number, name, phone, address or bank card fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "teardown" or item.get_closest_marker("pii_allowed"):
+        return
+    text = "\n".join(content for _, content in report.sections)
+    found = leaks(text)
+    if found:
+        report.outcome = "failed"
+        report.longrepr = f"unmasked personal data in logs/output: {found}"
 
 
 @pytest.fixture(autouse=True)
