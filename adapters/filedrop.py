@@ -1,147 +1,247 @@
-"""File-drop department endpoints: a local directory (an SFTP variant shares the naming).
+"""File-drop department endpoints: messages as files in the department's inbox, results as
+files in its outbox, on a local directory or an SFTP server (``transport``).
 
-Writing: the message goes to ``<inbox>/<delivery_id>.xml.tmp``, is fsynced, then renamed
-into place, so the department never sees a half-written file and the name (the delivery
-id) lets it drop a re-send. Reading: result files in ``outbox`` are taken once their size
-has been stable for a moment, then moved to ``archive`` (or ``error`` if unreadable).
+Sending: the message (``adapters.fileformat``: XML or CSV, the endpoint's encoding) is
+written to ``<inbox>/<delivery_id>.<format>`` through the store's ``write_atomic`` (a
+temporary ``*.tmp`` name, flushed, renamed), so the department never sees half a file and
+the name lets it drop a re-send. With ``done_marker = ".done"`` an empty
+``<delivery_id>.xml.done`` follows once the file is in place.
+
+Pickup never reads a half-written file: a result is taken when its done marker
+(``<name><marker>``) exists if ``require_done_marker``, otherwise once its size and mtime
+have not changed for ``stable_seconds`` of our own observations. Temporary names
+(``*.tmp``, dot-files) are never touched; names that fail ``result_name_ok`` are left
+alone and reported once. A taken file is yielded to the intake, which applies it and then
+acknowledges: applied → ``archive``; unreadable or not applicable → ``error``. A name
+already in the target folder gets a number (``X.result.1.xml``), so no file is lost.
+
+Restarts: a file applied but not yet moved when the process died is still in the outbox,
+is applied again (the store sees the same status and reports a duplicate) and archived.
+The marker is removed after its file has moved; a marker whose file has gone (a crash
+between the two) is removed on the next pass, so that a later file of the same name is not
+taken as complete before it is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import re
 import time
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import xmltodict
+import structlog
 
-from adapters.base import OutboundMessage, PermanentError, RawResult, Reply, TransientError
+from adapters.base import AdapterError, OutboundMessage, RawResult, Reply, TransientError, UnknownOutcome
 from adapters.context import AdapterContext
+from adapters.fileformat import FORMATS, FileFormat, UnreadableResult, decode_result, encode_message, normalise_encoding
+from adapters.filenames import is_temporary, numbered, result_name_ok, safe_file_name, suffix_ok
+from adapters.filestore import FileInfo, FileStore, LocalFileStore, RenameOutcome, TooLarge
+from adapters.sftp import SftpFileStore, SftpSettings
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+__all__ = ["FileDropAdapter", "FileDropSettings", "StabilityGate", "safe_file_name"]
+log = structlog.get_logger("adapters.filedrop")
+_MAX_COLLISIONS = 1000
 
 
-def safe_file_name(stem: str, suffix: str) -> str:
-    """A gateway-chosen name that cannot leave its directory."""
-    if not _SAFE_NAME.match(stem) or ".." in stem:
-        raise PermanentError("file name refused: only letters, digits, '_', '.', '-' are allowed")
-    return stem + suffix
+@dataclass(frozen=True, slots=True)
+class FileDropSettings:
+    """One file-drop endpoint's settings (see the table in docs/decisions/0005)."""
+
+    inbox: str
+    outbox: str
+    archive: str
+    error: str
+    transport: str = "local"
+    file_format: FileFormat = FileFormat()
+    done_marker: str = ""
+    require_done_marker: bool = False
+    stable_seconds: float = 0.2
+    max_result_bytes: int = 10 * 1024 * 1024
+    sftp: SftpSettings | None = None
+
+    @property
+    def marker(self) -> str:
+        """The marker suffix pickup looks for (and removes with its file)."""
+        return self.done_marker or (".done" if self.require_done_marker else "")
+
+    @classmethod
+    def from_settings(cls, name: str, s: Mapping[str, Any], context: AdapterContext) -> FileDropSettings:
+        folders = {}
+        for key in ("inbox", "outbox", "archive", "error"):
+            if not isinstance(s.get(key), str) or not s[key]:
+                raise ValueError(f"endpoint {name}: filedrop adapter needs {key}")
+            folders[key] = s[key]
+        transport = str(s.get("transport", "local"))
+        if transport not in ("local", "sftp"):
+            raise ValueError(f"endpoint {name}: transport must be 'local' or 'sftp'")
+        fmt = str(s.get("format", "xml"))
+        if fmt not in FORMATS:
+            raise ValueError(f"endpoint {name}: format must be one of {', '.join(FORMATS)}")
+        marker = str(s.get("done_marker", ""))
+        if marker and not suffix_ok(marker):
+            raise ValueError(f"endpoint {name}: done_marker is a suffix such as '.done'")
+        try:
+            encoding = normalise_encoding(str(s.get("encoding", "utf-8")))
+        except ValueError as exc:
+            raise ValueError(f"endpoint {name}: {exc}") from exc
+        return cls(
+            **folders,
+            transport=transport,
+            file_format=FileFormat(
+                fmt, encoding, str(s.get("root", "request")), s.get("gb18030_fallback", False) is True
+            ),
+            done_marker=marker,
+            require_done_marker=s.get("require_done_marker", False) is True,
+            stable_seconds=float(s.get("stable_seconds", 0.2)),
+            max_result_bytes=int(s.get("max_result_bytes", 10 * 1024 * 1024)),
+            sftp=SftpSettings.from_settings(name, s, context.base_dir) if transport == "sftp" else None,
+        )
 
 
-def encode_text(text: str, encoding: str, gb18030_fallback: bool) -> bytes:
-    try:
-        return text.encode(encoding)
-    except UnicodeEncodeError as exc:
-        if gb18030_fallback and encoding.lower() in ("gbk", "gb2312"):
-            return text.encode("gb18030")
-        raise PermanentError(
-            f"a character in the message cannot be written in {encoding} (position {exc.start})"
-        ) from exc
+class StabilityGate:
+    """Without done markers: a file is complete once its size and mtime have stayed the
+    same for ``stable_seconds`` between our own looks (a clock of this process, so a server
+    clock that is off does not matter; mtime catches a rewrite to the same length)."""
+
+    def __init__(self, stable_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stable = stable_seconds
+        self._clock = clock
+        self._seen: dict[str, tuple[tuple[int, float], float]] = {}
+
+    def ready(self, files: list[FileInfo]) -> list[FileInfo]:
+        now = self._clock()
+        out = []
+        for f in files:
+            key = (f.size, f.mtime)
+            prev = self._seen.get(f.name)
+            if prev is None or prev[0] != key:
+                self._seen[f.name] = (key, now)
+                if self._stable > 0:
+                    continue
+            elif now - prev[1] < self._stable:
+                continue
+            out.append(f)
+        names = {f.name for f in files}
+        for gone in [n for n in self._seen if n not in names]:
+            del self._seen[gone]
+        return out
+
+    def forget(self, name: str) -> None:
+        self._seen.pop(name, None)
 
 
 class FileDropAdapter:
-    """Settings: ``inbox``, ``outbox``, ``archive``, ``error`` (dirs), ``encoding`` (utf-8),
-    ``root`` (XML root element), ``gb18030_fallback`` (false), ``stable_seconds`` (0.2).
-    """
+    """A department's file exchange. Settings: see ``FileDropSettings`` and the module doc."""
 
     kind = "filedrop"
 
-    def __init__(self, name: str, settings: Mapping[str, Any], context: AdapterContext) -> None:
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], context: AdapterContext,
+        *, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
-
-        def folder(key: str) -> Path:
-            if not isinstance(settings.get(key), str):
-                raise ValueError(f"endpoint {name}: filedrop adapter needs {key}")
-            p = Path(settings[key])
-            return p if p.is_absolute() else context.base_dir / p
-
-        self.inbox, self.outbox = folder("inbox"), folder("outbox")
-        self.archive, self.error = folder("archive"), folder("error")
-        self.encoding = str(settings.get("encoding", "utf-8"))
-        self.root = str(settings.get("root", "request"))
-        self.gb18030_fallback = bool(settings.get("gb18030_fallback", False))
-        self.stable_seconds = float(settings.get("stable_seconds", 0.2))
-        self._sizes: dict[str, tuple[int, float]] = {}
+        self.settings = FileDropSettings.from_settings(name, settings, context)
+        sftp = self.settings.sftp
+        self.store: FileStore = SftpFileStore(name, sftp) if sftp else LocalFileStore(context.base_dir)
+        self._gate = StabilityGate(self.settings.stable_seconds, clock)
+        self._refused: set[str] = set()
 
     async def open(self) -> None:
-        for d in (self.inbox, self.outbox, self.archive, self.error):
-            d.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        await self.store.open()
+        for folder in (s.inbox, s.outbox, s.archive, s.error):
+            try:
+                await self.store.mkdir(folder)
+            except AdapterError as exc:  # logged, not fatal: one department must not stop the gateway
+                log.warning("filedrop_folder_unavailable", endpoint=self.name, detail=exc.detail)
 
     async def close(self) -> None:
-        return None
+        await self.store.close()
 
     async def call(self, message: OutboundMessage, timeout: float) -> Reply:
-        name = safe_file_name(message.delivery_id, ".xml")
-        xml = xmltodict.unparse({self.root: dict(message.body)}, pretty=True, encoding=self.encoding)
-        data = encode_text(xml, self.encoding, self.gb18030_fallback)
+        s = self.settings
+        name = safe_file_name(message.delivery_id, s.file_format.suffix)
+        data = encode_message(s.file_format, message.body)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._write_atomic, name, data), timeout)
-        except (OSError, TimeoutError) as exc:
-            raise TransientError(f"{self.name}: cannot write to the inbox ({type(exc).__name__})") from exc
+            async with asyncio.timeout(timeout):
+                await self.store.write_atomic(s.inbox, name, data)
+                if s.done_marker:
+                    await self.store.touch(s.inbox, name + s.done_marker)
+        except TimeoutError as exc:
+            raise UnknownOutcome(f"{self.name}: writing to the inbox timed out") from exc
+        except AdapterError as exc:
+            raise type(exc)(f"{self.name}: {exc.detail}") from exc
         return Reply(body={"file": name})
 
-    def _write_atomic(self, name: str, data: bytes) -> None:
-        final = self.inbox / name
-        tmp = self.inbox / (name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        dir_fd = os.open(self.inbox, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself must survive a power cut
-        finally:
-            os.close(dir_fd)
-
     async def results(self) -> AsyncIterator[RawResult]:
-        for path in await asyncio.to_thread(self._ready_files):
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                continue  # picked up by another replica meanwhile
-            try:
-                text = raw.decode(self.encoding.replace("gbk", "gb18030"))
-                body = xmltodict.parse(text.lstrip("\ufeff"), disable_entities=True)
-            except (OSError, UnicodeDecodeError, ValueError, xmltodict.expat.ExpatError) as exc:
-                # A result we cannot read goes aside for an operator, never in a loop.
-                await asyncio.to_thread(self._move, path, self.error)
-                yield RawResult(delivery_id="", body=None, source=f"{path.name}: unreadable ({type(exc).__name__})")
-                continue
-            stem = path.name.split(".", 1)[0]
-            yield RawResult(delivery_id=stem, body=body, source=path.name)
+        for info in await self._ready():
+            raw = await self._take(info)
+            if raw is not None:
+                yield raw
 
-    def _ready_files(self) -> list[Path]:
-        now = time.monotonic()
-        ready = []
-        seen = set()
-        for path in sorted(self.outbox.glob("*.xml")):
-            seen.add(path.name)
-            size = path.stat().st_size
-            prev = self._sizes.get(path.name)
-            if prev is None or prev[0] != size:
-                self._sizes[path.name] = (size, now)
-                if self.stable_seconds > 0:
-                    continue
-            elif now - prev[1] < self.stable_seconds:
+    async def _ready(self) -> list[FileInfo]:
+        s = self.settings
+        files = await self.store.list(s.outbox)
+        names = {f.name for f in files}
+        marker = s.marker
+        if marker:
+            for orphan in [n for n in names if n.endswith(marker) and n[: -len(marker)] not in names]:
+                if result_name_ok(orphan) and not is_temporary(orphan):
+                    await self.store.remove(s.outbox, orphan)
+        candidates = []
+        for f in files:
+            if is_temporary(f.name) or not f.name.lower().endswith(s.file_format.suffix):
                 continue
-            ready.append(path)
-        for gone in set(self._sizes) - seen:
-            del self._sizes[gone]
-        return ready
+            if not result_name_ok(f.name):
+                if f.name not in self._refused:  # once per name and process: it stays put
+                    self._refused.add(f.name)
+                    log.warning("result_file_name_refused", endpoint=self.name, rule="letters, digits, _ . -")
+                continue
+            candidates.append(f)
+        if s.require_done_marker:
+            return [f for f in candidates if f.name + marker in names]
+        return self._gate.ready(candidates)
+
+    async def _take(self, info: FileInfo) -> RawResult | None:
+        s = self.settings
+        try:
+            data = await self.store.read(s.outbox, info.name, s.max_result_bytes)
+            if data is None:
+                self._gate.forget(info.name)
+                return None  # taken by another replica meanwhile
+            body = decode_result(s.file_format, data)
+        except (UnreadableResult, TooLarge) as exc:
+            reason = exc.reason if isinstance(exc, UnreadableResult) else "too_large"
+            # A result we cannot read goes aside for an operator, never round in a loop.
+            await self._move(info.name, s.error, reason)
+            return RawResult(delivery_id="", body=None, source=f"{info.name}: unreadable ({reason})")
+        return RawResult(delivery_id=info.name.split(".", 1)[0], body=body, source=info.name)
 
     async def acknowledge(self, result: RawResult, ok: bool) -> None:
-        if not result.source or result.body is None:
-            return
-        path = self.outbox / result.source
-        await asyncio.to_thread(self._move, path, self.archive if ok else self.error)
+        if not result.source or result.body is None or not result_name_ok(result.source):
+            return  # unreadable files were set aside when read
+        s = self.settings
+        await self._move(result.source, s.archive if ok else s.error, None if ok else "not_applied")
 
-    def _move(self, path: Path, folder: Path) -> None:
-        # Another replica may have taken the same file first: that is fine, it is handled.
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(path, folder / path.name)
-        self._sizes.pop(path.name, None)
+    async def _move(self, name: str, folder: str, reason: str | None) -> None:
+        s = self.settings
+        target = name
+        for n in range(1, _MAX_COLLISIONS + 1):
+            outcome = await self.store.rename(s.outbox, name, folder, target)
+            if outcome is not RenameOutcome.TARGET_EXISTS:
+                break
+            target = numbered(name, n)
+        else:
+            raise TransientError(f"{self.name}: no free name for a result file in its target folder")
+        if outcome is RenameOutcome.DONE:
+            if reason:
+                log.warning(
+                    "result_file_set_aside", endpoint=self.name, file=name, folder="error", moved_to=target,
+                    reason=reason,
+                )
+            elif target != name:
+                log.info("result_file_archived_renamed", endpoint=self.name, file=name, moved_to=target)
+        if s.marker:
+            await self.store.remove(s.outbox, name + s.marker)
+        self._gate.forget(name)
