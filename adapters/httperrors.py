@@ -74,20 +74,34 @@ _TLS_LINE_LOST = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl`` module's error behind ``exc``, if any. aiohttp's own TLS classes inherit
+    from ssl errors too but carry none of OpenSSL's detail: look behind them."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError):
+        if isinstance(cur, ssl.SSLError) and not isinstance(cur, aiohttp.ClientError):
             return cur
-        cur = cur.__cause__ or cur.__context__
+        inner = None
+        if isinstance(cur, aiohttp.ClientConnectorCertificateError):
+            inner = getattr(cur, "certificate_error", None)
+        elif isinstance(cur, aiohttp.ClientConnectorError):
+            inner = getattr(cur, "os_error", None)
+        cur = inner if isinstance(inner, BaseException) else (cur.__cause__ or cur.__context__)
     return None
 
 
+def _was_reset(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionResetError) or isinstance(exc.__cause__, ConnectionResetError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET)
+
+
 def _tls_reason(err: ssl.SSLError) -> str:
-    # ``reason`` is OpenSSL's constant (CERTIFICATE_VERIFY_FAILED, TLSV13_ALERT_CERTIFICATE_REQUIRED…):
-    # precise and free of personal data, unlike the message, which can name hosts and paths.
-    return str(getattr(err, "reason", None) or type(err).__name__)
+    # ``reason`` is OpenSSL's constant (CERTIFICATE_VERIFY_FAILED, TLSV13_ALERT_CERTIFICATE_REQUIRED…)
+    # and ``verify_message`` its explanation: precise and free of personal data.
+    reason = str(getattr(err, "reason", None) or type(err).__name__)
+    why = getattr(err, "verify_message", None)
+    return f"{reason} ({why})" if why else reason
 
 
 def classify_exception(exc: BaseException, where: str, *, tls: bool = False) -> AdapterError:
@@ -109,6 +123,11 @@ def classify_exception(exc: BaseException, where: str, *, tls: bool = False) -> 
     if isinstance(exc, aiohttp.ClientError):
         for cls, error, text in EXCEPTION_TABLE:
             if isinstance(exc, cls):
+                if error is UnknownOutcome and _was_reset(exc):
+                    text = "connection reset after sending"
+                    if tls:  # TLS 1.3 servers check the client certificate after the handshake;
+                        # refusing it (or its absence) resets the line just as a crash does.
+                        text += "; on TLS this is also how a refused client certificate looks"
                 return error(f"{where}: {text} ({type(exc).__name__})")
     if isinstance(exc, asyncio.TimeoutError):  # the ClientTimeout's total ran out
         return UnknownOutcome(f"{where}: no answer within the timeout")
