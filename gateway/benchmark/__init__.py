@@ -1,0 +1,1 @@
+"""Benchmark: what the gateway costs per application, against the bare fan-out floor."""
