@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gateway --log-level WARNING demo
 
+# Throughput, latency and memory with sandbox, gateway and load in separate processes;
+# about 4 minutes; `.venv/bin/gateway bench --quick` is a 30-second smoke run (docs/benchmarks.md).
+bench: $(STAMP)
+	$(BIN)/gateway --log-level WARNING bench
+
 test: $(STAMP)
 	$(BIN)/ruff check gateway adapters sandbox tests
 	$(BIN)/python -m pytest -q

@@ -129,7 +129,14 @@ def _dlq(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from gateway.benchmark.runner import run_from_args
+
+    return run_from_args(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from gateway.benchmark.runner import add_arguments as add_bench_arguments
     from sandbox.people import DEFAULT_PEOPLE
 
     parser = argparse.ArgumentParser(prog="gateway", description="退休一件事一次办 integration gateway")
@@ -172,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="list: include replayed ones")
     p.add_argument("--config", type=Path)
     p.set_defaults(fn=_dlq)
+
+    p = sub.add_parser("bench", help="throughput, latency and memory, each process apart (docs/benchmarks.md)")
+    add_bench_arguments(p)
+    p.set_defaults(fn=_bench)
 
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
