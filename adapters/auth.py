@@ -54,6 +54,15 @@ HMAC_ALGORITHMS = ("HMAC-SHA256", "HMAC-SM3")
 _SECRET_KEYS = ("token", "secret", "password", "hmac_key", "api_key", "client_key_password")
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "x-auth-token"})
 _TLS_KEYS = ("client_cert", "client_key", "client_key_password_env", "ca_file")
+AUTH_SETTINGS = frozenset({"token_env", "token_header", "token_scheme", "hmac_key_env", "hmac_key_id",
+                           "hmac_algorithm", *_TLS_KEYS})
+
+
+def refuse_unknown(name: str, kind: str, settings: Mapping[str, Any], known: frozenset[str]) -> None:
+    """A misspelt setting (``tokn_env``) must stop start-up, not silently send no token."""
+    unknown = set(settings) - known - AUTH_SETTINGS
+    if unknown:
+        raise ValueError(f"endpoint {name}: {kind} adapter has no setting {', '.join(sorted(unknown))}")
 
 
 def _hash(algorithm: str) -> hashes.HashAlgorithm:

@@ -37,10 +37,12 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from adapters.auth import AuthConfig, OutboundAuth
+from adapters.auth import AuthConfig, OutboundAuth, refuse_unknown
 from adapters.base import OutboundMessage, PermanentError, Reply
 from adapters.context import AdapterContext
 from adapters.httperrors import classify_exception, classify_status, malformed_reply
+
+SETTINGS = frozenset({"base_url", "headers", "reply_encoding", "request_encoding"})
 
 
 def _codec(name: str | None, setting: str, endpoint: str) -> str | None:
@@ -87,6 +89,7 @@ class RestAdapter:
         self._reply_encoding = _codec(settings.get("reply_encoding"), "reply_encoding", name)
         self._request_encoding = _codec(settings.get("request_encoding"), "request_encoding", name) or "utf-8"
         self._auth_config = AuthConfig.from_settings(name, settings, context.base_dir, self._base_url)
+        refuse_unknown(name, "rest", settings, SETTINGS)
         self._auth: OutboundAuth | None = None
         self._session = context.session
 

@@ -68,7 +68,7 @@ from yarl import URL
 from zeep import Client, Settings
 from zeep.helpers import serialize_object
 
-from adapters.auth import AuthConfig, OutboundAuth
+from adapters.auth import AuthConfig, OutboundAuth, refuse_unknown
 from adapters.base import OutboundMessage, PermanentError, Reply, TransientError
 from adapters.context import AdapterContext
 from adapters.httperrors import classify_exception, classify_status, malformed_reply
@@ -81,6 +81,7 @@ from gateway.logs import mask_text
 # WSDL loading: no DTDs or entities; network access is refused by OfflineTransport (which
 # also serves the bundled well-known schemas, so zeep's own external check stays off).
 _SETTINGS = Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=False)
+SETTINGS = frozenset({"wsdl", "address", "service", "port", "transient_faults"})
 _XML_MEDIA = ("text/xml", "application/soap+xml", "application/xml")
 
 
@@ -103,6 +104,7 @@ class SoapAdapter:
         self._port = settings.get("port")
         self._transient_faults = frozenset(str(c) for c in settings.get("transient_faults", ()))
         self._auth_config = AuthConfig.from_settings(name, settings, context.base_dir, settings["address"])
+        refuse_unknown(name, "soap", settings, SETTINGS)
         self._auth: OutboundAuth | None = None
         self._session = context.session
         self._client: Client | None = None

@@ -180,6 +180,11 @@ async def test_request_encoding_gbk_sends_gbk_and_refuses_what_gbk_cannot_hold(c
     assert len(seen.requests) == 1  # the refused message never left
 
 
+def test_misspelt_setting_stops_start_up(context: AdapterContext) -> None:
+    with pytest.raises(ValueError, match="no setting tokn_env"):
+        rest(context, "http://127.0.0.1:9", tokn_env="TEST_DEPT_TOKEN")
+
+
 def test_unknown_charset_in_settings_stops_start_up(context: AdapterContext) -> None:
     with pytest.raises(ValueError, match="reply_encoding"):
         rest(context, "http://127.0.0.1:9", reply_encoding="no-such-charset")

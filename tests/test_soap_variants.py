@@ -569,3 +569,8 @@ async def test_soap_endpoint_sends_the_token_from_the_environment(
                             token_header="X-Token", token_scheme="")
         await soap.call(msg("query", {"idNumber": "X1"}, soap_operation="QueryPerson"), 2)
     assert seen.last[1]["X-Token"] == "tok-123" and seen.last[1]["X-Delivery-Id"] == "D1"
+
+
+def test_misspelt_soap_setting_stops_start_up(context: AdapterContext) -> None:
+    with pytest.raises(ValueError, match="no setting adress"):
+        SoapAdapter("dept.ws", {"wsdl": "x.wsdl", "address": "http://127.0.0.1:9/ws", "adress": "x"}, context)
