@@ -107,12 +107,14 @@ class RestAdapter:
         options = message.operation.options
         method = str(options.get("method", "POST")).upper()
         where = f"{self.name} {message.operation.name}"
+        url = URL(self._base_url + str(options.get("path", "")))
         try:
-            url = URL(self._base_url + str(options.get("path", "")))
             body = json.dumps(message.body, ensure_ascii=False).encode(self._request_encoding)
-        except ValueError as exc:  # UnicodeEncodeError included: a name outside GBK, say
-            raise PermanentError(f"{where}: message cannot be sent as {self._request_encoding}: "
-                                 f"{type(exc).__name__}") from exc
+        except UnicodeEncodeError as exc:  # a name outside GBK, say: never sent as "?"
+            raise PermanentError(f"{where}: a character of the message cannot be written in "
+                                 f"{self._request_encoding}") from exc
+        except (TypeError, ValueError) as exc:
+            raise PermanentError(f"{where}: the message is not JSON ({type(exc).__name__})") from exc
         headers = {
             **self._headers,
             "Idempotency-Key": message.delivery_id,

@@ -186,7 +186,8 @@ class SoapAdapter:
     ) -> dict[str, Any]:
         media = content_type.partition(";")[0].strip().lower()
         envelope = None
-        if content.strip() and (media in _XML_MEDIA or media.endswith("+xml") or starts_like_envelope(content)):
+        xml_media = media in _XML_MEDIA or (media.endswith("+xml") and media != "application/xhtml+xml")
+        if content.strip() and (xml_media or starts_like_envelope(content)):
             try:
                 root = parse_document(content)
             except UnsafeXml as exc:

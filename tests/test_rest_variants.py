@@ -172,7 +172,7 @@ async def test_request_encoding_gbk_sends_gbk_and_refuses_what_gbk_cannot_hold(c
     async with department(ok_json) as (url, seen):
         adapter = rest(context, url, request_encoding="gbk")
         await adapter.call(msg("submit", {"xm": "测试"}), 2)
-        with pytest.raises(PermanentError, match="gbk"):
+        with pytest.raises(PermanentError, match="cannot be written in gbk"):
             await adapter.call(msg("submit", {"xm": "𠮷"}), 2)  # outside GBK
     request, body = seen.requests[0]
     assert request.headers["Content-Type"] == "application/json; charset=gbk"
@@ -523,6 +523,31 @@ def test_each_aiohttp_exception_is_classified_by_its_row(cls: type[BaseException
     exc = cls.__new__(cls)  # no arguments: classification reads the type, never the text
     expected = next(error for c, error, _ in EXCEPTION_TABLE if c is cls)
     assert type(classify_exception(exc, "dept.api query")) is expected
+
+
+@pytest.mark.parametrize(
+    ("cls", "error"),
+    [
+        (aiohttp.ClientConnectorCertificateError, PermanentError),
+        (aiohttp.ClientConnectorSSLError, PermanentError),
+        (aiohttp.ClientSSLError, PermanentError),
+        (aiohttp.ServerFingerprintMismatch, PermanentError),
+        (aiohttp.InvalidURL, PermanentError),
+        (aiohttp.ClientConnectorError, TransientError),
+        (aiohttp.ClientConnectorDNSError, TransientError),
+        (aiohttp.ConnectionTimeoutError, TransientError),
+        (aiohttp.ServerDisconnectedError, UnknownOutcome),
+        (aiohttp.ClientConnectionResetError, UnknownOutcome),
+        (aiohttp.ClientOSError, UnknownOutcome),
+        (aiohttp.ClientPayloadError, UnknownOutcome),
+        (aiohttp.SocketTimeoutError, UnknownOutcome),
+    ],
+    ids=lambda v: v.__name__,
+)
+def test_the_policy_for_the_key_aiohttp_exceptions(cls: type[BaseException], error: type) -> None:
+    """Written out apart from the table: TLS does not heal, nothing-sent is transient,
+    sent-then-lost is an unknown outcome."""
+    assert type(classify_exception(cls.__new__(cls), "dept.api submit")) is error
 
 
 KEY = ConnectionKey("dept.example", 443, True, True, None, None, None, None)

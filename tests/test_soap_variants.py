@@ -376,9 +376,10 @@ LOGIN_PAGE = "<html><body><form action='/sso/login'>统一身份认证</form></b
         (200, "text/xml", "<html><body>ok</body></html>", "query", TransientError),
         (200, "application/json", '{"code": "0"}', "submit", UnknownOutcome),
         (503, "text/xml", "", "query", TransientError),
+        (502, "application/xhtml+xml", APACHE_503, "submit", TransientError),
     ],
     ids=["502-nginx", "503-apache-doctype", "500-text", "404-html", "200-html-submit", "200-html-query",
-         "200-html-status", "200-empty", "200-xml-not-soap", "200-json", "503-empty"],
+         "200-html-status", "200-empty", "200-xml-not-soap", "200-json", "503-empty", "502-xhtml-doctype"],
 )
 async def test_non_soap_bodies_are_transport_errors_by_http_status(
     context: AdapterContext, status: int, ctype: str, body: str, operation: str, error: type
