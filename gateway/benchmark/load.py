@@ -267,7 +267,8 @@ async def dispatch_scenario(spec: dict[str, Any]) -> dict[str, Any]:
             watcher.cancel()
         cpu1 = cpu_seconds(gw)
         rows = await store.fetch(
-            "SELECT department, status, updated_at FROM items WHERE application_no LIKE ?", prefix
+            "SELECT i.department, i.status, i.updated_at, a.created_at FROM items i"
+            " JOIN applications a ON a.application_no = i.application_no WHERE i.application_no LIKE ?", prefix
         )
     result: dict[str, Any] = {
         "applications": count,
@@ -285,18 +286,26 @@ async def dispatch_scenario(spec: dict[str, Any]) -> dict[str, Any]:
     }
     by_kind: dict[str, dict[str, Any]] = {}
     item_statuses: dict[str, int] = {}
-    for department, status, updated_at in rows:
+    to_final: dict[str, list[float]] = {}
+    for department, status, updated_at, created_at in rows:
         item_statuses[status] = item_statuses.get(status, 0) + 1
         if status not in DELIVERED:
             continue
-        k = by_kind.setdefault(kinds.get(department, "?"), {"items": 0, "last_final_s": 0.0, "departments": set()})
+        kind = kinds.get(department, "?")
+        k = by_kind.setdefault(kind, {"items": 0, "last_final_s": 0.0, "departments": set()})
         k["items"] += 1
         k["departments"].add(department)
         k["last_final_s"] = max(k["last_final_s"], float(updated_at) - wall0)
-    for k in by_kind.values():
+        to_final.setdefault(kind, []).append(float(updated_at) - float(created_at))
+    for kind, k in by_kind.items():
         k["last_final_s"] = round(k["last_final_s"], 3)
         k["rate_per_s"] = round(k["items"] / k["last_final_s"], 2) if k["last_final_s"] > 0 else None
         k["departments"] = sorted(k["departments"])
+        # From the application's acceptance to the item's final status (waits for the
+        # initiating item's approval, polling and file pickup included).
+        lat = latency_summary(to_final[kind])
+        k["accepted_to_final_p50_s"] = round(lat["p50_ms"] / 1000, 3)
+        k["accepted_to_final_p90_s"] = round(lat["p90_ms"] / 1000, 3)
     delivered = sum(k["items"] for k in by_kind.values())
     result |= {
         "item_statuses": item_statuses,

@@ -176,6 +176,8 @@ def dispatch_summary(runs: list[dict[str, Any]], batch: int, concurrency: int) -
                 "items_per_batch": spread(_values(runs, "by_kind", k, "items"), 0),
                 "rate_per_s": spread(_values(runs, "by_kind", k, "rate_per_s"), 2),
                 "last_final_s": spread(_values(runs, "by_kind", k, "last_final_s")),
+                "accepted_to_final_p50_s": spread(_values(runs, "by_kind", k, "accepted_to_final_p50_s")),
+                "accepted_to_final_p90_s": spread(_values(runs, "by_kind", k, "accepted_to_final_p90_s")),
             }
             for k in kinds
         },
@@ -222,6 +224,7 @@ def soap_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def _target(name: str, value: float | None, limit: float, unit: str, at_most: bool,
             note: str = "") -> dict[str, Any]:
+    value = None if value is None else round(value, 2)
     met = None if value is None else (value <= limit if at_most else value >= limit)
     return {"target": name, "value": value, "limit": limit, "unit": unit, "met": met, "note": note}
 
@@ -300,8 +303,10 @@ def table(doc: dict[str, Any]) -> str:
     row("  gateway adds p50 / p99, ms", f"{_s(pre['added_p50_ms'], 2)} / {_s(pre['added_p99_ms'], 2)}")
     row(f"dispatch: item deliveries/s ({disp['applications_per_batch']} applications)", _s(disp["deliveries_per_s"]))
     for kind, k in disp["by_kind"].items():
-        row(f"  {kind} ({', '.join(k['departments'] or [])}): items, deliveries/s",
+        row(f"  {kind} ({', '.join(k['departments'] or [])}): items in the batch, their deliveries/s",
             f"{_s(k['items_per_batch'], 0)}, {_s(k['rate_per_s'])}")
+        row("    accepted → final p50 / p90, s",
+            f"{_s(k['accepted_to_final_p50_s'], 2)} / {_s(k['accepted_to_final_p90_s'], 2)}")
     row("  every item final after, s", _s(disp["all_final_s"], 2))
     row("  gateway CPU per delivery, ms", _s(disp["gateway_cpu_ms_per_delivery"], 2))
     row(f"peak RSS (VmHWM), {mem['sent_at_once']} sent at once, peak {mem['peak_in_flight']} in flight",
@@ -329,6 +334,14 @@ def table(doc: dict[str, Any]) -> str:
         verdict = {True: "met", False: "NOT MET", None: "not judged"}[t["met"]]
         value = "—" if t["value"] is None else f"{t['value']}{'' if t['unit'] == '×' else ' '}{t['unit']}"
         lines.append(f"  {t['target']:<60} {value:>10}   {verdict}")
+    prof = doc.get("profile") or {}
+    if prof.get("skipped"):
+        lines += ["", f"profile: skipped — {prof['skipped']}"]
+    elif prof:
+        lines += ["", "Profile (py-spy --gil: share of samples holding the GIL, by innermost known cost)"]
+        for name, summary in prof.items():
+            top = ", ".join(f"{c['name'].split(' (')[0]} {c['share_pct']:.0f} %" for c in summary["categories"][:6])
+            lines.append(f"  {name:<11} {top}")
     bg = doc["background"]
     if bg.get("warning"):
         lines += ["", "warning: " + bg["warning"]]

@@ -216,6 +216,18 @@ class Bench:
                 summary = profile.finish_recording(spy, raw)
                 if summary is not None:
                     result[name] = summary
+        database_url = f"sqlite:///{self.workdir / 'profile-dispatch.db'}"
+        with GatewayProcess(self.workdir, "profile-dispatch", sandbox[1], database_url, workers=16) as gw:
+            self.say(f"profile: dispatch of {o.dispatch_batch} applications with py-spy")
+            raw = out_dir / "dispatch.raw"
+            spy = profile.start_recording(gw.pid, 8 if not o.quick else 3, raw)
+            time.sleep(0.3)
+            self.load({"kind": "dispatch", "tag": "prof", "base_url": gw.url, "config": str(gw.config),
+                       "database_url": database_url, "count": o.dispatch_batch, "concurrency": o.concurrency,
+                       "timeout": 240, "pids": {"gateway": gw.pid}})
+            summary = profile.finish_recording(spy, raw)
+            if summary is not None:
+                result["dispatch"] = summary
         return result
 
     def run(self) -> dict[str, Any]:
