@@ -146,15 +146,28 @@ class FileDropAdapter:
         self.store: FileStore = SftpFileStore(name, sftp) if sftp else LocalFileStore(context.base_dir)
         self._gate = StabilityGate(self.settings.stable_seconds, clock)
         self._refused: set[str] = set()
+        self._folders_missing = {self.settings.inbox, self.settings.outbox, self.settings.archive, self.settings.error}
+        self._folders_warned: set[str] = set()
 
     async def open(self) -> None:
-        s = self.settings
         await self.store.open()
-        for folder in (s.inbox, s.outbox, s.archive, s.error):
+        await self._ensure_folders()
+
+    async def _ensure_folders(self) -> None:
+        """Create the folders once; if the store was unreachable at open(), on later use.
+        A failure is logged (once per folder), not raised: the operation that needs the
+        folder fails with its own, classified error."""
+        for folder in sorted(self._folders_missing):
             try:
                 await self.store.mkdir(folder)
-            except AdapterError as exc:  # logged, not fatal: one department must not stop the gateway
-                log.warning("filedrop_folder_unavailable", endpoint=self.name, detail=exc.detail)
+            except AdapterError as exc:
+                if folder not in self._folders_warned:
+                    self._folders_warned.add(folder)
+                    log.warning("filedrop_folder_unavailable", endpoint=self.name, detail=exc.detail)
+                if exc.transient:
+                    return  # the store is down: no use trying the other folders now
+            else:
+                self._folders_missing.discard(folder)
 
     async def close(self) -> None:
         await self.store.close()
@@ -165,6 +178,8 @@ class FileDropAdapter:
         data = encode_message(s.file_format, message.body)
         try:
             async with asyncio.timeout(timeout):
+                if self._folders_missing:
+                    await self._ensure_folders()
                 await self.store.write_atomic(s.inbox, name, data)
                 if s.done_marker:
                     await self.store.touch(s.inbox, name + s.done_marker)
@@ -182,6 +197,8 @@ class FileDropAdapter:
 
     async def _ready(self) -> list[FileInfo]:
         s = self.settings
+        if self._folders_missing:
+            await self._ensure_folders()
         files = await self.store.list(s.outbox)
         names = {f.name for f in files}
         marker = s.marker

@@ -3,13 +3,8 @@
 The connection is opened by ``open()`` and reused; when it is lost, the operation that
 noticed fails with ``TransientError`` and the next operation connects again (no retry, no
 sleep here: the dispatcher's retry policy and the pickup interval decide when "next" is).
-Errors are classified once, in ``_connect_error`` and ``_op_error``.
-
-Host keys are always checked: against a ``known_hosts`` file, or pinned SHA-256
-fingerprints (``SHA256:…`` as ``ssh-keygen -lf`` prints them). Turning the check off takes
-the explicit setting ``insecure_skip_host_key_check = true`` and is logged as a warning on
-every connection. The local ``~/.ssh`` (config, keys, agent, known_hosts) is never
-consulted: an endpoint's settings are the whole truth about how it connects.
+Errors are classified once: connecting in ``adapters.sshconnect.connect_error`` (which
+also holds the settings and the host-key policy), operations in ``_op_error``.
 
 Atomic upload: write ``X.<random>.tmp``, fsync it (``fsync@openssh.com`` when offered),
 then ``posix-rename@openssh.com``, which replaces a previous ``X`` atomically. A server
@@ -27,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import stat
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from pathlib import PurePosixPath
+from typing import TypeVar
 
 import asyncssh
 import structlog
@@ -40,92 +33,11 @@ import structlog
 from adapters.base import AdapterError, PermanentError, TransientError
 from adapters.filenames import check_plain
 from adapters.filestore import FileInfo, RenameOutcome, TooLarge, temp_name
+from adapters.sshconnect import SftpSettings, connect, connect_error
 
+__all__ = ["SftpFileStore", "SftpSettings"]
 log = structlog.get_logger("adapters.sftp")
 T = TypeVar("T")
-_PERMANENT_DISCONNECTS = (
-    asyncssh.PermissionDenied, asyncssh.HostKeyNotVerifiable, asyncssh.IllegalUserName,
-    asyncssh.KeyExchangeFailed, asyncssh.ProtocolNotSupported,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SftpSettings:
-    """Where and how to connect. Secrets stay in the environment, named here."""
-
-    host: str
-    username: str
-    port: int = 22
-    password_env: str | None = None
-    client_key_path: Path | None = None
-    client_key_env: str | None = None  # the private key's text itself (containers)
-    client_key_passphrase_env: str | None = None
-    known_hosts: Path | None = None
-    host_key_fingerprints: tuple[str, ...] = ()
-    insecure_skip_host_key_check: bool = False
-    connect_timeout: float = 10.0
-    io_timeout: float = 30.0
-    keepalive_seconds: float = 15.0
-
-    @classmethod
-    def from_settings(cls, endpoint: str, s: Mapping[str, Any], base_dir: Path) -> SftpSettings:
-        def path(key: str) -> Path | None:
-            if s.get(key) is None:
-                return None
-            p = Path(str(s[key])).expanduser()
-            return p if p.is_absolute() else base_dir / p
-
-        if not s.get("host") or not s.get("username"):
-            raise ValueError(f"endpoint {endpoint}: sftp transport needs host and username")
-        pins = s.get("host_key_fingerprint", ())
-        pins = (pins,) if isinstance(pins, str) else tuple(pins)
-        if any(not str(p).startswith("SHA256:") for p in pins):
-            raise ValueError(f"endpoint {endpoint}: host_key_fingerprint must look like 'SHA256:…'")
-        skip = s.get("insecure_skip_host_key_check", False) is True
-        if sum((bool(s.get("known_hosts")), bool(pins), skip)) != 1:
-            raise ValueError(
-                f"endpoint {endpoint}: set exactly one of known_hosts, host_key_fingerprint "
-                "or insecure_skip_host_key_check = true"
-            )
-        if not (s.get("password_env") or s.get("client_key_path") or s.get("client_key_env")):
-            raise ValueError(f"endpoint {endpoint}: sftp needs password_env, client_key_path or client_key_env")
-        return cls(
-            host=str(s["host"]), username=str(s["username"]), port=int(s.get("port", 22)),
-            password_env=s.get("password_env"), client_key_path=path("client_key_path"),
-            client_key_env=s.get("client_key_env"), client_key_passphrase_env=s.get("client_key_passphrase_env"),
-            known_hosts=path("known_hosts"), host_key_fingerprints=tuple(str(p) for p in pins),
-            insecure_skip_host_key_check=skip,
-            connect_timeout=float(s.get("connect_timeout", 10)), io_timeout=float(s.get("io_timeout", 30)),
-            keepalive_seconds=float(s.get("keepalive_seconds", 15)),
-        )
-
-
-class _PinnedHostKey(asyncssh.SSHClient):
-    def __init__(self, fingerprints: tuple[str, ...]) -> None:
-        self._fingerprints = fingerprints
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        return key.get_fingerprint("sha256") in self._fingerprints
-
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise PermanentError(f"environment variable {name} is not set")
-    return value
-
-
-def _connect_error(exc: BaseException) -> AdapterError:
-    """Why a connection could not be made: permanent if the settings or the server's
-    identity are wrong, transient if the network or the server is."""
-    name = type(exc).__name__
-    if isinstance(exc, _PERMANENT_DISCONNECTS):
-        return PermanentError(f"sftp connection refused: {name}")
-    if isinstance(exc, asyncssh.ChannelOpenError) and exc.code != asyncssh.OPEN_RESOURCE_SHORTAGE:
-        return PermanentError(f"sftp subsystem refused: {name}")
-    if isinstance(exc, asyncssh.KeyImportError | asyncssh.KeyEncryptionError | FileNotFoundError | PermissionError):
-        return PermanentError(f"sftp credentials or known_hosts unusable: {name}")
-    return TransientError(f"sftp connection failed: {name}")
 
 
 def _op_error(exc: BaseException, action: str) -> AdapterError:
@@ -138,7 +50,7 @@ def _op_error(exc: BaseException, action: str) -> AdapterError:
 
 class SftpFileStore:
     """Folders on one SFTP server; folder names are server paths (relative: to the login
-    directory). See the module doc for atomicity and host keys."""
+    directory). Atomicity: the module doc; host keys: ``adapters.sshconnect``."""
 
     def __init__(self, endpoint: str, settings: SftpSettings) -> None:
         self._endpoint = endpoint
@@ -174,39 +86,13 @@ class SftpFileStore:
                 return self._sftp
             await self._drop()
             try:
-                self._conn = await self._connect()
+                self._conn = await connect(self._endpoint, self._settings)
                 self._sftp = await self._conn.start_sftp_client(path_errors="replace")
             except (asyncssh.Error, OSError, TimeoutError, ValueError) as exc:
                 await self._drop()
-                raise _connect_error(exc) from exc
+                raise connect_error(exc) from exc
             self.connections += 1
             return self._sftp
-
-    async def _connect(self) -> asyncssh.SSHClientConnection:
-        s = self._settings
-        options: dict[str, Any] = {"client_keys": None, "password": None}
-        if s.password_env:
-            options["password"] = _env(s.password_env)
-        passphrase = _env(s.client_key_passphrase_env) if s.client_key_passphrase_env else None
-        if s.client_key_path:
-            path = s.client_key_path
-            options["client_keys"] = [await asyncio.to_thread(asyncssh.read_private_key, path, passphrase)]
-        elif s.client_key_env:
-            options["client_keys"] = [asyncssh.import_private_key(_env(s.client_key_env), passphrase)]
-        factory: Callable[[], asyncssh.SSHClient] = asyncssh.SSHClient
-        if s.known_hosts:
-            options["known_hosts"] = await asyncio.to_thread(asyncssh.read_known_hosts, str(s.known_hosts))
-        elif s.host_key_fingerprints:
-            options["known_hosts"] = ([], [], [])  # trust nothing but what the pin accepts
-            factory = lambda: _PinnedHostKey(s.host_key_fingerprints)  # noqa: E731 - a factory, called per connection
-        else:
-            log.warning("sftp_host_key_check_disabled", endpoint=self._endpoint, host=s.host)
-            options["known_hosts"] = None
-        return await asyncssh.connect(
-            s.host, s.port, username=s.username, client_factory=factory, config=[], agent_path=None,
-            connect_timeout=s.connect_timeout, keepalive_interval=s.keepalive_seconds, keepalive_count_max=3,
-            **options,
-        )
 
     async def _run(self, action: str, op: Callable[[asyncssh.SFTPClient], Awaitable[T]]) -> T:
         sftp = await self._client()
