@@ -6,6 +6,7 @@ Everything runs on real directories under tmp_path; the SFTP transport has its o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -467,3 +468,46 @@ async def test_a_result_applied_but_not_archived_before_a_crash_is_archived_afte
         assert stored is not None and [i["status"] for i in stored.items] == ["approved"]
     finally:
         await store.close()
+
+
+# --- against the sandbox exchange ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files", [{"fmt": "xml", "encoding": "gbk"}, {"fmt": "csv", "encoding": "utf-8", "done_marker": ".ok"}]
+)
+async def test_the_sandbox_exchange_answers_in_the_format_and_with_the_markers_it_is_told(
+    tmp_path: Path, context: AdapterContext, files: dict[str, str]
+) -> None:
+    import asyncio
+
+    from sandbox.filedrop import HpfFiles, run_hpf_exchange
+    from sandbox.people import DEFAULT_PEOPLE, People
+    from sandbox.state import SandboxState
+
+    marker = files.get("done_marker", "")
+    extra = {"format": files["fmt"], "encoding": files["encoding"], "done_marker": marker,
+             "require_done_marker": bool(marker), "inbox": str(tmp_path / "inbox"),
+             "outbox": str(tmp_path / "outbox")}
+    state = SandboxState(People.load(DEFAULT_PEOPLE), context.session, decision_delay=0)
+    exchange = asyncio.create_task(run_hpf_exchange(state, tmp_path, 0.01, HpfFiles(**files)))
+    try:
+        fd = await opened(tmp_path, context, **extra)
+        await fd.call(msg({"lsh": "D-X-1", "zjhm": "000", "xingming": NAME, "tqyy": "退休提取,正常"}, "D-X-1"), 2)
+        results = []
+        for _ in range(300):  # a bound on polling the exchange, not a timing assertion
+            results = [r async for r in fd.results()]
+            if results:
+                break
+            await asyncio.sleep(0.01)
+        assert [(r.delivery_id, r.body["tqjg"]["jgdm"]) for r in results] == [("D-X-1", "01")]
+        await fd.acknowledge(results[0], ok=True)
+    finally:
+        exchange.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await exchange
+    suffix = "." + files["fmt"]
+    assert names(tmp_path / "done") == [f"D-X-1{suffix}"]
+    assert names(tmp_path / "arc") == [f"D-X-1.result{suffix}"]
+    assert names(tmp_path / "outbox") == [] and names(tmp_path / "inbox") == []
+    assert state.ledger.cases["hpf"]["D-X-1"]["received"] == 1
