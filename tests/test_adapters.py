@@ -9,12 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import xmltodict
 from aiohttp import web
 
 from adapters.base import Operation, OutboundMessage, PermanentError, TransientError, UnknownOutcome
 from adapters.context import AdapterContext
-from adapters.filedrop import FileDropAdapter, safe_file_name
 from adapters.rest import RestAdapter
 from adapters.soap import SoapAdapter
 from gateway.config import ROOT
@@ -182,57 +180,4 @@ async def test_soap_message_that_does_not_fit_the_wsdl_is_permanent(
         await soap.call(msg("query", {"noSuchField": "x"}, soap_operation="QueryFamily"), 2)
 
 
-def _filedrop(tmp_path: Path, context: AdapterContext, **extra: Any) -> FileDropAdapter:
-    settings = {
-        "inbox": str(tmp_path / "in"), "outbox": str(tmp_path / "out"), "archive": str(tmp_path / "arc"),
-        "error": str(tmp_path / "err"), "encoding": "gbk", "root": "tqsq", "stable_seconds": 0,
-    } | extra
-    return FileDropAdapter("hpf.files", settings, context)
-
-
-async def test_filedrop_writes_gbk_xml_named_by_delivery_id(tmp_path: Path, context: AdapterContext) -> None:
-    fd = _filedrop(tmp_path, context)
-    await fd.open()
-    await fd.call(msg("submit", {"lsh": "D-F-1", "xingming": "测试甲"}, "D-F-1"), 2)
-    files = sorted(p.name for p in (tmp_path / "in").iterdir())
-    assert files == ["D-F-1.xml"]  # no temporary file left behind
-    raw = (tmp_path / "in" / "D-F-1.xml").read_bytes()
-    assert "测试甲".encode("gbk") in raw
-    assert xmltodict.parse(raw.decode("gbk"))["tqsq"]["xingming"] == "测试甲"
-
-
-async def test_filedrop_character_outside_gbk_is_refused_or_sent_as_gb18030(
-    tmp_path: Path, context: AdapterContext
-) -> None:
-    strict = _filedrop(tmp_path / "a", context)
-    await strict.open()
-    with pytest.raises(PermanentError):
-        await strict.call(msg("submit", {"xingming": "𠮷"}, "D-F-2"), 2)
-    lenient = _filedrop(tmp_path / "b", context, gb18030_fallback=True)
-    await lenient.open()
-    await lenient.call(msg("submit", {"xingming": "𠮷"}, "D-F-2"), 2)
-    assert "𠮷".encode("gb18030") in (tmp_path / "b" / "in" / "D-F-2.xml").read_bytes()
-
-
-@pytest.mark.parametrize("stem", ["../escape", "a/b", "", ".hidden", "x" * 200])
-def test_filedrop_names_cannot_leave_their_directory(stem: str) -> None:
-    with pytest.raises(PermanentError):
-        safe_file_name(stem, ".xml")
-
-
-async def test_filedrop_picks_up_results_and_archives_them(tmp_path: Path, context: AdapterContext) -> None:
-    fd = _filedrop(tmp_path, context)
-    await fd.open()
-    text = xmltodict.unparse({"tqjg": {"lsh": "D-F-3", "jgdm": "00"}}, encoding="gbk")
-    (tmp_path / "out" / "D-F-3.result.xml").write_bytes(text.encode("gbk"))
-    (tmp_path / "out" / "bad.result.xml").write_bytes(b"<not-closed")
-    (tmp_path / "out" / "D-F-4.result.xml.tmp").write_bytes(b"half")
-    results = [r async for r in fd.results()]
-    good = [r for r in results if r.body is not None]
-    assert [r.delivery_id for r in good] == ["D-F-3"]
-    assert good[0].body["tqjg"]["jgdm"] == "00"
-    await fd.acknowledge(good[0], ok=True)
-    assert (tmp_path / "arc" / "D-F-3.result.xml").exists()
-    assert (tmp_path / "err" / "bad.result.xml").exists()
-    assert (tmp_path / "out" / "D-F-4.result.xml.tmp").exists()  # never read while being written
-    assert [r async for r in fd.results()] == []
+# The file-drop adapter has its own files: tests/test_filedrop.py and tests/test_sftp.py.
