@@ -204,11 +204,12 @@ def test_settings_that_cannot_work_are_refused_when_the_adapter_is_built(
         FileDropAdapter("hpf.files", settings(tmp_path, **bad), context)
 
 
-def test_the_gateways_own_hpf_endpoint_settings_still_load(context: AdapterContext) -> None:
-    from gateway.config import load_config
+@pytest.mark.parametrize("config", ["gateway.toml", "gateway.production.toml"])
+def test_the_shipped_hpf_endpoint_settings_still_load(context: AdapterContext, config: str) -> None:
+    import tomllib
 
-    ep = load_config().departments["hpf"].endpoints["files"]
-    fd = FileDropAdapter("hpf.files", ep.settings, context)
+    data = tomllib.loads((ROOT / "config" / config).read_text(encoding="utf-8"))
+    fd = FileDropAdapter("hpf.files", data["departments"]["hpf"]["endpoints"]["files"], context)
     assert fd.settings.transport == "local" and fd.settings.file_format.encoding == "gbk"
     assert fd.settings.file_format.gb18030_fallback is True and fd.settings.file_format.root == "tqsq"
 
