@@ -64,7 +64,8 @@ class FileStore(Protocol):
         """Create ``folder`` and its parents; an existing folder is fine."""
 
     async def list(self, folder: str) -> list[FileInfo]:
-        """The regular files directly in ``folder`` (no sub-folders, links are followed)."""
+        """The regular files directly in ``folder``: no sub-folders, and no symbolic links
+        (one could point at any file the gateway may read)."""
 
     async def stat(self, folder: str, name: str) -> FileInfo | None: ...
 
@@ -138,7 +139,7 @@ class LocalFileStore:
             with os.scandir(self._dir(folder)) as it:
                 for entry in it:
                     with contextlib.suppress(FileNotFoundError):  # removed while we looked
-                        if entry.is_file():
+                        if entry.is_file(follow_symlinks=False):
                             st = entry.stat()
                             out.append(FileInfo(entry.name, st.st_size, st.st_mtime))
             return sorted(out, key=lambda f: f.name)
@@ -158,10 +159,11 @@ class LocalFileStore:
     async def read(self, folder: str, name: str, limit: int) -> bytes | None:
         def read() -> bytes | None:
             try:
-                with open(self._path(folder, name), "rb") as fh:
-                    data = fh.read(limit + 1)
+                fd = os.open(self._path(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
             except FileNotFoundError:
                 return None
+            with open(fd, "rb") as fh:
+                data = fh.read(limit + 1)
             if len(data) > limit:
                 raise TooLarge(f"file larger than {limit} bytes")
             return data

@@ -241,6 +241,15 @@ async def test_picks_up_results_archives_them_and_sets_bad_ones_aside(tmp_path: 
     assert [r async for r in fd.results()] == []
 
 
+async def test_a_symbolic_link_in_the_outbox_is_never_followed(tmp_path: Path, context: AdapterContext) -> None:
+    fd = await opened(tmp_path, context)
+    secret = tmp_path / "gateway-secret.xml"
+    secret.write_bytes(result_xml("D1"))
+    (tmp_path / "out" / "D1.result.xml").symlink_to(secret)
+    assert [r async for r in fd.results()] == []
+    assert names(tmp_path / "out") == ["D1.result.xml"] and names(tmp_path / "err") == []
+
+
 async def test_a_result_the_intake_could_not_apply_goes_to_error(tmp_path: Path, context: AdapterContext) -> None:
     fd = await opened(tmp_path, context)
     (tmp_path / "out" / "D1.result.xml").write_bytes(result_xml("D1"))

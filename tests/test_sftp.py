@@ -316,6 +316,16 @@ async def test_an_unparseable_result_over_sftp_goes_to_the_error_folder(
     assert raw.body is None and names(server.root / "error") == ["D1.result.xml"]
 
 
+async def test_a_symbolic_link_in_the_outbox_is_never_followed_over_sftp(
+    server: SftpServer, context: AdapterContext
+) -> None:
+    async with adapter(server, context) as fd:
+        (server.root / "elsewhere.xml").write_bytes(b"<tqjg><lsh>D1</lsh></tqjg>")
+        (server.root / "outbox" / "D1.result.xml").symlink_to(server.root / "elsewhere.xml")
+        assert [r async for r in fd.results()] == []
+    assert names(server.root / "outbox") == ["D1.result.xml"]
+
+
 async def test_a_resend_replaces_the_earlier_file_atomically_with_posix_rename(
     server: SftpServer, context: AdapterContext
 ) -> None:
