@@ -21,14 +21,15 @@ import structlog
 from gateway.config import GatewayConfig
 from gateway.domain import materials as materials_rules
 from gateway.domain import prechecks
-from gateway.domain.items import ITEM_ORDER, EarlyReason, Item, Mode, department_of, depends_on_initiating
+from gateway.domain.items import ITEM_ORDER, EarlyReason, Item, department_of, depends_on_initiating
 from gateway.eligibility import Eligibility
 from gateway.logs import person_token
 from gateway.messages import delivery_id_for
 from gateway.metrics import Metrics
+from gateway.notify import callback_url_problem
 from gateway.problems import Problem, validation_problem
 from gateway.status import ItemStatus
-from gateway.store.models import NewApplication, NewItem, StoredApplication
+from gateway.store.models import NewApplication, NewItem
 from gateway.store.sql import SqlStore
 from gateway.validation import fingerprint, schema_errors, semantic_errors, submitted_date
 
@@ -71,6 +72,10 @@ class Acceptance:
             errors = semantic_errors(
                 body, now=self._clock(), allow_any_submitted_at=self._config.allow_any_submitted_at
             )
+            url = body.get("callback_url")
+            refusal = callback_url_problem(url, self._config.notify) if url else None
+            if refusal:
+                errors.append({"pointer": "/callback_url", "detail": refusal})
         if errors:
             self._metrics.applications.labels("invalid").inc()
             raise validation_problem(errors)
@@ -79,12 +84,24 @@ class Acceptance:
         """POST /api/v1/prechecks: the same judgement, nothing stored or sent."""
         self._validate(body)
         evaluation = await self._eligibility.evaluate(body, submitted_date(body))
-        return Answer(200, self._evaluation_body(body, evaluation))
+        # The checklist for what would be accepted: the person uploads it next (seed 五(一)).
+        specs = self._checklist(body, evaluation)
+        return Answer(200, self._evaluation_body(body, evaluation) | {"materials": [_material_json(m) for m in specs]})
 
-    async def submit_with_key(self, body: Any, key: str | None) -> Answer:
+    def _checklist(self, body: dict[str, Any], evaluation: prechecks.Evaluation) -> list[Any]:
+        return materials_rules.checklist(
+            Item(body["initiating_item"]),
+            EarlyReason(body["early_retirement_reason"]) if body.get("early_retirement_reason") else None,
+            [d.item for d in evaluation.items if d.included],
+            childless=evaluation.childless,
+        )
+
+    async def submit_with_key(self, body: Any, key: str | None, caller: str = "") -> Answer:
         """The Idempotency-Key rules (IETF httpapi draft) around ``submit``: same key and
         payload → the first answer replayed; same key, other payload → 422; first request
-        still running → 409 with Retry-After. Invalid requests are not remembered."""
+        still running → 409 with Retry-After. Invalid requests, and refusals that a retry
+        could change (a department could not be asked), are not remembered. Keys are the
+        caller's own: ``caller`` (the signing app key) scopes them."""
         if key is None:
             return await self.submit(body)
         if not IDEMPOTENCY_KEY.match(key):
@@ -94,6 +111,7 @@ class Acceptance:
                 errors=[{"pointer": "header:Idempotency-Key", "detail": "1–128 of A-Za-z0-9_.:-"}],
             )
         print_ = fingerprint(body)
+        key = f"{caller}:{key}"
         existing = await self._store.idempotency_begin(key, print_)
         if existing is not None:
             if existing["fingerprint"] != print_:
@@ -116,9 +134,10 @@ class Acceptance:
                 "application/json" if status < 400 else "application/problem+json",
             )
         try:
-            answer = await self.submit(body)
+            answer = await self.submit(body, idempotency_key=key)
         except Problem as problem:
-            if problem.status == 422:  # a considered refusal is an answer: replay it too
+            if problem.status == 422 and not problem.extra.get("unverified_departments"):
+                # A considered refusal is an answer: replay it too.
                 await self._store.idempotency_finish(key, problem.status, problem.body())
             else:
                 await self._store.idempotency_abandon(key)
@@ -126,10 +145,11 @@ class Acceptance:
         except BaseException:
             await asyncio.shield(self._store.idempotency_abandon(key))
             raise
-        await self._store.idempotency_finish(key, answer.status, answer.body)
+        if answer.headers.get("Idempotent-Replayed"):  # the number was accepted before: remember that answer
+            await self._store.idempotency_finish(key, answer.status, answer.body)
         return answer
 
-    async def submit(self, body: Any) -> Answer:
+    async def submit(self, body: Any, idempotency_key: str | None = None) -> Answer:
         if isinstance(body, dict) and isinstance(body.get("application_no"), str):
             replay = await self._replay(body)
             if replay is not None:
@@ -139,13 +159,7 @@ class Acceptance:
         if not evaluation.accepted:
             self._metrics.applications.labels("refused").inc()
             raise self._refusal(evaluation)
-        planned = [d for d in evaluation.items if d.included]
-        specs = materials_rules.checklist(
-            Item(body["initiating_item"]),
-            EarlyReason(body["early_retirement_reason"]) if body.get("early_retirement_reason") else None,
-            [d.item for d in planned],
-            childless=evaluation.childless,
-        )
+        specs = self._checklist(body, evaluation)
         missing = materials_rules.missing_materials(specs, {m["code"] for m in body.get("materials", [])})
         if missing:
             self._metrics.applications.labels("refused").inc()
@@ -168,15 +182,20 @@ class Acceptance:
             response=response,
             callback_url=body.get("callback_url"),
             items=self._plan(body["application_no"], evaluation),
+            idempotency_key=idempotency_key,
         )
         started = time.perf_counter()
         created = await self._store.create_application(new)
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         if not created:  # another request with this number won the race: answer as a resubmission
             replay = await self._replay(body)
-            assert replay is not None
+            if replay is None:
+                raise RuntimeError("application number taken but not readable")
             return replay
         self._metrics.applications.labels("accepted").inc()
+        for it in new.items:  # skipped at planning: final from the start, never a transition
+            if it.status == ItemStatus.SKIPPED:
+                self._metrics.item_final.labels(it.department, it.status).inc()
         log.info(
             "application_accepted",
             application_no=new.application_no,
@@ -220,8 +239,9 @@ class Acceptance:
                         delivery_id=delivery_id_for(application_no, item.value),
                     )
                 )
-            elif d.mode == Mode.OPTIONAL:
-                # A chosen item that cannot go ahead stays visible with its reason.
+            else:
+                # A chosen item that cannot go ahead, or an automatic one that does not
+                # apply, stays visible with its reason: GET lists what the 202 listed.
                 out.append(
                     NewItem(
                         item=item.value,
@@ -290,26 +310,4 @@ def _material_json(m: Any) -> dict[str, Any]:
         "item": str(m.item) if m.item else None,
         "condition": m.condition,
         "required_from_applicant": m.required_from_applicant,
-    }
-
-
-def application_view(stored: StoredApplication) -> dict[str, Any]:
-    """The GET body (platform-contract.md, Responses)."""
-    return {
-        "application_no": stored.application_no,
-        "initiating_item": stored.initiating_item,
-        "status": stored.status,
-        "items": [
-            {
-                "item": i["item"],
-                "department": i["department"],
-                "mode": i["mode"],
-                "status": i["status"],
-                "reason_code": i["reason_code"],
-                "message": i["message"],
-                "delivery": i["delivery_id"],
-                "updated_at": datetime.fromtimestamp(i["updated_at"]).astimezone().isoformat(timespec="seconds"),
-            }
-            for i in stored.items
-        ],
     }

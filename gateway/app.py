@@ -21,7 +21,6 @@ from gateway.breaker import Breakers, BreakerState
 from gateway.config import GatewayConfig
 from gateway.departments import close_departments, open_departments
 from gateway.dispatcher import Dispatcher
-from gateway.domain.items import ITEMS
 from gateway.eligibility import Eligibility
 from gateway.intake import Intake
 from gateway.keys import ACCEPTANCE, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, SESSION, STORE
@@ -30,8 +29,9 @@ from gateway.problems import Problem, problem_response
 from gateway.store.sql import open_store
 
 log = structlog.get_logger("gateway.http")
+# Problem types for aiohttp's own refusals, the same names the handlers use.
+_HTTP_KINDS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ITEM_DEPARTMENTS = {i.value: info.department.value for i, info in ITEMS.items()}
 
 
 @web.middleware
@@ -51,8 +51,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}  # 405 says what is allowed
             response = problem_response(
-                Problem(exc.status, "http-" + str(exc.status), exc.reason, exc.text or exc.reason), request.path
+                Problem(exc.status, _HTTP_KINDS.get(exc.status, f"http-{exc.status}"), exc.reason,
+                        exc.text or exc.reason, headers=kept),
+                request.path,
             )
         except Exception:
             log.exception("unhandled_error", route=route)
@@ -70,11 +73,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _purge_idempotency_keys(app: web.Application) -> None:
     while True:
-        with contextlib.suppress(Exception):
+        try:
             removed = await app[STORE].idempotency_purge(app[CONFIG].idempotency_key_ttl)
             if removed:
                 log.info("idempotency_keys_purged", count=removed)
-        await asyncio.sleep(3600)
+        except Exception:  # the store is down: try again next round
+            log.exception("idempotency_purge_failed")
+        await asyncio.sleep(min(3600.0, app[CONFIG].idempotency_key_ttl / 4))
 
 
 def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = None) -> web.Application:
@@ -82,17 +87,17 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
         return await app[STORE].remember_nonce(nonce, window)
 
     metrics = Metrics()
+    metrics.prime(config.departments)
     authenticate = auth_middleware(
-        config.auth, remember_nonce, lambda realm, reason: metrics.auth_failures.labels(realm, reason).inc()
+        config.auth, remember_nonce, lambda realm, reason: metrics.auth_failures.labels(realm, reason).inc(),
+        body_limit=config.max_body_bytes,
     )
     app = web.Application(middlewares=[observe, authenticate], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = metrics
-    level = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-
     def breaker_changed(key: str, state: BreakerState) -> None:
         department, _, endpoint = key.partition(".")
-        app[METRICS].breaker.labels(department, endpoint).set(level[state])
+        app[METRICS].set_breaker(key, state.value)
         log.warning("circuit_breaker_changed", department=department, endpoint=endpoint, state=state.value)
 
     app[BREAKERS] = Breakers(config.breaker_threshold, config.breaker_open_seconds, breaker_changed)
@@ -102,7 +107,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
         session = new_client_session()
         app[SESSION] = session
         try:
-            store = open_store(config.database_url, config.base_dir)
+            store = open_store(config.database_url, config.base_dir, config.sealer)
             await store.open()
             app[STORE] = store
             try:
@@ -111,8 +116,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
                 try:
                     metrics = app[METRICS]
                     app[ACCEPTANCE] = Acceptance(config, store, Eligibility(departments, metrics), metrics, now)
-                    intake = Intake(store, departments, metrics, ITEM_DEPARTMENTS)
-                    app[INTAKE] = intake
+                    app[INTAKE] = Intake(store, departments, metrics)
                     yield
                 finally:
                     await close_departments(departments)
@@ -123,12 +127,11 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(
-            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], ITEM_DEPARTMENTS,
-            app[BREAKERS],
+            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], app[BREAKERS]
         )
         app[DISPATCHER] = dispatcher
+        dispatcher.start()
         tasks = [
-            asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(app[INTAKE].collect_files(), name="result-files"),
             asyncio.create_task(_purge_idempotency_keys(app), name="idempotency-purge"),
         ]

@@ -2,7 +2,11 @@
 
 Closed → (``threshold`` consecutive transient failures) → open for ``open_seconds`` →
 half-open: one probe call is let through; success closes, failure opens again. While a
-breaker is open, that department's jobs stay queued and burn no attempts.
+breaker is open, the jobs that need that endpoint stay queued and burn no attempts.
+
+Breakers are per process: with several replicas each learns an outage by itself (each
+pays ``threshold`` failures and sends its own probe), which keeps them independent of the
+store. ``/readyz`` shows the breakers of the replica that answers.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ class Breaker:
         return BreakerState.OPEN
 
     def retry_in(self) -> float:
+        """When a job held back by this breaker should be looked at again."""
         if self.opened_at is None:
             return 0.0
-        return max(self.open_seconds - (self.clock() - self.opened_at), 0.05)
+        remaining = self.open_seconds - (self.clock() - self.opened_at)
+        # Half-open with the probe under way: wait for the probe, not a busy loop.
+        return remaining if remaining > 0 else min(max(self.open_seconds / 4, 0.1), 1.0)
 
     def allows_work(self) -> bool:
         """May jobs for this endpoint be claimed? (Half-open: yes, but only for one probe.)"""
@@ -96,9 +103,9 @@ class Breakers:
             b = self._by_key[key] = Breaker(key, self._threshold, self._open_seconds, on_change=self._on_change)
         return b
 
-    def blocked_departments(self) -> list[str]:
-        """Departments with an endpoint that takes no work now."""
-        return sorted({k.split(".", 1)[0] for k, b in self._by_key.items() if not b.allows_work()})
+    def blocked(self) -> set[str]:
+        """Keys (``department.endpoint``) of endpoints that take no work now."""
+        return {k for k, b in self._by_key.items() if not b.allows_work()}
 
     def states(self) -> dict[str, str]:
         return {k: b.state.value for k, b in sorted(self._by_key.items())}

@@ -18,6 +18,7 @@ from gateway.mapping import DepartmentMapping
 class DepartmentRuntime:
     config: DepartmentConfig
     adapters: dict[str, Adapter]
+    disabled: bool = False  # an operator switched the binding off: its jobs wait, its checks are unverifiable
 
     @property
     def code(self) -> str:
@@ -28,8 +29,7 @@ class DepartmentRuntime:
         return self.config.mapping
 
     def build(self, operation: str, context: Mapping[str, Any], delivery_id: str) -> OutboundMessage:
-        message: OutboundMessage = self.mapping.build(operation, context, delivery_id)
-        return message
+        return self.mapping.build(operation, context, delivery_id)
 
     async def call(self, message: OutboundMessage, timeout: float | None = None) -> Reply:
         adapter = self.adapters[message.operation.endpoint]

@@ -58,7 +58,11 @@ class Eligibility:
     async def evaluate(self, body: Mapping[str, Any], today: date) -> prechecks.Evaluation:
         req = precheck_request(body, today)
         needed = sorted(prechecks.departments_needed(req))
-        answers = await asyncio.gather(*(self._ask(Department(d), body) for d in needed))
+        started = time.perf_counter()
+        try:
+            answers = await asyncio.gather(*(self._ask(Department(d), body) for d in needed))
+        finally:
+            self._metrics.precheck_seconds.observe(time.perf_counter() - started)
         return prechecks.evaluate(req, dict(zip(needed, answers, strict=True)))
 
     async def _ask(self, department: Department, body: Mapping[str, Any]) -> Any:
@@ -83,6 +87,9 @@ class Eligibility:
                 "precheck_query_failed", department=department.value, error=type(exc).__name__,
                 detail=getattr(exc, "detail", str(exc)),
             )
+            return prechecks.UNAVAILABLE
+        except Exception:  # a plug-in adapter's own bug: that department cannot be asked, nothing more
+            log.exception("precheck_query_crashed", department=department.value)
             return prechecks.UNAVAILABLE
         finally:
             self._metrics.department_call(department.value, "query", outcome, time.perf_counter() - started)

@@ -15,8 +15,10 @@ from typing import Any
 import structlog
 
 from gateway.departments import DepartmentRuntime
+from gateway.domain.items import Item, department_of
 from gateway.mapping import ItemResult, ReplyError
 from gateway.metrics import Metrics
+from gateway.status import ItemStatus
 from gateway.store.models import Transition
 from gateway.store.sql import SqlStore
 
@@ -27,55 +29,56 @@ class IntakeOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # the item had this or a later status already
     UNKNOWN_DELIVERY = "unknown_delivery"
+    WRONG_DEPARTMENT = "wrong_department"  # the delivery belongs to another department's item
     MALFORMED = "malformed"
 
 
-def record_transitions(transitions: list[Transition], metrics: Metrics, departments: Mapping[str, str]) -> None:
+def record_transitions(transitions: list[Transition], metrics: Metrics) -> None:
     """One canonical log line per item state change, and the final-status counter."""
     for t in transitions:
         log.info("item_status_changed", application_no=t.application_no, item=t.item, old=t.old, new=t.new)
-        if t.new in ("approved", "rejected", "failed", "cancelled", "skipped"):
-            metrics.item_final.labels(departments.get(t.item, "unknown"), t.new).inc()
+        if ItemStatus(t.new).final:
+            metrics.item_final.labels(department_of(Item(t.item)).value, t.new).inc()
 
 
 class Intake:
-    def __init__(
-        self, store: SqlStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics,
-        item_departments: Mapping[str, str],
-    ) -> None:
+    def __init__(self, store: SqlStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics) -> None:
         self._store = store
         self._departments = departments
         self._metrics = metrics
-        self._item_departments = item_departments
 
     async def apply(self, department: str, result: ItemResult, raw: Any, channel: str) -> IntakeOutcome:
+        """Apply one department's result to the item it names, if that item is the
+        department's own: one department can never decide another's item."""
         if not result.delivery_id:
-            self._metrics.results.labels(department, channel, IntakeOutcome.MALFORMED).inc()
-            return IntakeOutcome.MALFORMED
+            return self._count(department, channel, IntakeOutcome.MALFORMED)
         found = await self._store.find_delivery(result.delivery_id)
         if found is None:
             log.warning("result_for_unknown_delivery", department=department, channel=channel)
-            self._metrics.results.labels(department, channel, IntakeOutcome.UNKNOWN_DELIVERY).inc()
-            return IntakeOutcome.UNKNOWN_DELIVERY
+            return self._count(department, channel, IntakeOutcome.UNKNOWN_DELIVERY)
+        application_no, item, owner = found
+        if owner != department:
+            log.warning("result_for_another_department", department=department, channel=channel, owner=owner)
+            return self._count(department, channel, IntakeOutcome.WRONG_DEPARTMENT)
         if not result.known:
             log.warning("unknown_result_code", department=department, code=result.raw_code, delivery=result.delivery_id)
-        raw_text = json.dumps(raw, ensure_ascii=False, default=str)
-        transitions = await self._store.apply_result(found[0], found[1], result, raw_text)
-        record_transitions(transitions, self._metrics, self._item_departments)
-        outcome = IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE
+        raw_text = None if raw is None else json.dumps(raw, ensure_ascii=False, default=str)
+        transitions = await self._store.apply_result(application_no, item, result, raw_text)
+        record_transitions(transitions, self._metrics)
+        return self._count(department, channel, IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE)
+
+    def _count(self, department: str, channel: str, outcome: IntakeOutcome) -> IntakeOutcome:
         self._metrics.results.labels(department, channel, outcome).inc()
         return outcome
 
     async def accept(self, department: str, body: Any, channel: str, delivery_id: str | None = None) -> IntakeOutcome:
-        runtime = self._departments.get(department)
-        if runtime is None:
-            return IntakeOutcome.UNKNOWN_DELIVERY
+        """A result the department sent by itself (callback, result file)."""
+        runtime = self._departments[department]
         try:
             result = runtime.mapping.read_result(body)
         except ReplyError as exc:
             log.warning("malformed_result", department=department, channel=channel, detail=str(exc))
-            self._metrics.results.labels(department, channel, IntakeOutcome.MALFORMED).inc()
-            return IntakeOutcome.MALFORMED
+            return self._count(department, channel, IntakeOutcome.MALFORMED)
         if result.delivery_id is None and delivery_id:
             result = replace(result, delivery_id=delivery_id)
         return await self.apply(department, result, body, channel)
@@ -92,7 +95,7 @@ class Intake:
             await asyncio.sleep(interval)
 
     async def _collect_once(self) -> None:
-        for code, runtime in self._departments.items():
+        for code, runtime in list(self._departments.items()):
             for source in runtime.result_sources():
                 async for raw in source.results():
                     outcome = IntakeOutcome.MALFORMED

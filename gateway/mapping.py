@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Operation, PermanentError
+from adapters.base import Operation, OutboundMessage, PermanentError
 from gateway.status import ItemStatus
 from gateway.transforms import TRANSFORMS, TransformError
 
@@ -119,10 +119,8 @@ class DepartmentMapping:
     def has(self, operation: str) -> bool:
         return operation in self.operations
 
-    def build(self, operation: str, context: Mapping[str, Any], delivery_id: str) -> Any:
+    def build(self, operation: str, context: Mapping[str, Any], delivery_id: str) -> OutboundMessage:
         """Build the department message for ``operation`` from the unified context."""
-        from adapters.base import OutboundMessage
-
         op = self.operations[operation]
         rules = op.request + tuple(op.per_item.get(str(context.get("item")), ()))
         body: dict[str, Any] = {}
@@ -149,6 +147,13 @@ class DepartmentMapping:
         message = get_path(body, rules.error_message_path) if rules.error_message_path else None
         raise PermanentError(f"department refused the message: code {code}: {message or ''}".strip())
 
+    def check_reply(self, operation: str, body: Any) -> None:
+        """An acknowledgement with a business code (HTTP 200 carrying a refusal): raise
+        PermanentError for a refusal, ReplyError if the reply lacks its code."""
+        rules = self.operations[operation].reply
+        if rules.ok_path is not None:
+            self._check_envelope(rules, body)
+
     def read_record(self, body: Any) -> Mapping[str, Any] | None:
         """A query reply → unified facts, or None for "no record"."""
         rules = self.operations["query"].reply
@@ -163,6 +168,19 @@ class DepartmentMapping:
         if not rules.fields:
             return dict(record)
         return {fact: _read_field(record, spec) for fact, spec in rules.fields.items()}
+
+    def read_status(self, body: Any) -> ItemResult | None:
+        """A status reply → the item's result, or None when the department has no such
+        case (it never received the delivery): then it is safe to send it again."""
+        rules = self.operations["status"].reply
+        code = self._check_envelope(rules, body)
+        if code is not None and code in rules.no_record_values:
+            return None
+        status_path = rules.status_path or self.results.status_path
+        raw = get_path(body, status_path) if status_path else None
+        if raw is not None and str(raw) in rules.no_record_values:
+            return None
+        return self.read_result(body, "status")
 
     def read_result(self, body: Any, operation: str | None = None) -> ItemResult:
         """A sync reply, callback, status reply or result file → unified item result."""
@@ -204,6 +222,11 @@ def _read_field(record: Mapping[str, Any], spec: Any) -> Any:
     value = get_path(record, spec["path"])
     if "equals" in spec:
         return None if value is None else str(value) == str(spec["equals"])
+    if spec.get("number") and value is not None:  # text replies (key=value, XML) carry numbers as text
+        try:
+            return float(value) if "." in str(value) else int(str(value))
+        except ValueError as exc:
+            raise ReplyError(f"{spec['path']}: not a number") from exc
     return value
 
 

@@ -72,15 +72,18 @@ def hrss_app(state: SandboxState) -> web.Application:
         return _json({"code": "0000", "msg": "已受理", "data": {"slbh": "RS" + lsh[-12:]}}, status=202)
 
     async def status(request: web.Request) -> web.Response:
-        case = ledger.cases.get("hrss", {}).get(request.match_info["lsh"])
+        lsh = str((await request.json()).get("lsh", ""))
+        case = ledger.cases.get("hrss", {}).get(lsh)
         if case is None:
-            return _json({"code": "0004", "msg": "无此办件"}, status=404)
-        return _json({"code": "0000", "data": {"lsh": request.match_info["lsh"], "bjjg": case["decided"] or "受理"}})
+            return _json({"code": "0004", "msg": "无此办件"})
+        data = {"lsh": lsh, "bjjg": case["decided"] or "受理", "bjyj": case.get("reason", ""),
+                "pzwh": case.get("document", "")}
+        return _json({"code": "0000", "msg": "成功", "data": data})
 
     app = web.Application()
     app.router.add_post("/hrss/v1/persons/query", query)
     app.router.add_post("/hrss/v1/items", submit)
-    app.router.add_get("/hrss/v1/items/{lsh}", status)
+    app.router.add_post("/hrss/v1/items/status", status)
     add_ledger_route(app, ledger, "hrss")
     return app
 
@@ -89,8 +92,12 @@ async def _decide_later(state: SandboxState, lsh: str, approved: bool, reason: s
     """人社 decides after a short delay and pushes the result to the gateway's callback."""
     await asyncio.sleep(state.decision_delay)
     verdict = "办结" if approved else "不予受理"
-    state.ledger.cases["hrss"][lsh] |= {"decided": verdict, "decided_at": time.time()}
     document = f"湘人社退审〔2026〕{lsh[-6:]}号" if approved else ""  # 批准文号
+    state.ledger.cases["hrss"][lsh] |= {
+        "decided": verdict, "decided_at": time.time(), "reason": reason, "document": document
+    }
+    if state.drop_callbacks:
+        return  # the department decided, but its callback is lost on the way
     payload = {"lsh": lsh, "bjjg": verdict, "bjyj": reason, "pzwh": document}
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     for attempt in range(8):

@@ -98,8 +98,8 @@ def health_app(state: SandboxState) -> web.Application:
         if op == "QueryRewardResult":
             serial = f.get("serialNo", "")
             case = cases.get(serial)
-            if case is None:
-                return _fault11("Client", "无此业务流水号")
+            if case is None:  # 9 = 无此业务流水号: never received
+                return _ok(_element(HEALTH_NS, "QueryRewardResultResponse", {"serialNo": serial, "state": "9"}))
             answer = {"serialNo": serial, "state": case["state"], "remark": case["remark"] or None}
             case["state"] = case["final"]
             return _ok(_element(HEALTH_NS, "QueryRewardResultResponse", answer))

@@ -21,6 +21,7 @@ class SandboxState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     faults: dict[str, Faults] = field(default_factory=dict)
     callback_key: tuple[str, str] | None = None  # (app key, secret) hrss signs its callbacks with
+    drop_callbacks: bool = False  # hrss decides but never calls back (reconciliation tests)
     rng: random.Random = field(default_factory=lambda: random.Random(4301))
 
     def faults_of(self, department: str) -> Faults:

@@ -146,8 +146,10 @@ async def test_soap11_fault_is_a_permanent_error_with_its_message(
     soap = _soap(sandbox, context, "health")
     await soap.open()
     with pytest.raises(PermanentError) as info:
-        await soap.call(msg("status", {"serialNo": "never-sent"}, soap_operation="QueryRewardResult"), 2)
-    assert "无此业务流水号" in info.value.detail
+        body = {"serialNo": "", "idNumber": PERSON, "name": "x", "gender": "1", "birthDate": "19630312",
+                "phone": "1", "retirementApproval": "x"}
+        await soap.call(msg("submit", body, soap_operation="SubmitReward"), 2)
+    assert "缺少业务流水号" in info.value.detail
 
 
 async def test_soap12_query_against_the_justice_sandbox(sandbox: RunningSandbox, context: AdapterContext) -> None:

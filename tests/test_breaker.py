@@ -59,10 +59,22 @@ def test_failed_probe_opens_again() -> None:
     assert b.state == BreakerState.OPEN
 
 
-def test_blocked_departments_lists_departments_with_an_open_endpoint() -> None:
+def test_blocked_lists_only_the_endpoints_that_take_no_work() -> None:
     seen: list[tuple[str, BreakerState]] = []
     breakers = Breakers(1, 60, on_change=lambda k, s: seen.append((k, s)))
     breakers.get("hpf.files").transient_failure()
+    breakers.get("hpf.api").success()
     breakers.get("hrss.api").success()
-    assert breakers.blocked_departments() == ["hpf"]
+    assert breakers.blocked() == {"hpf.files"}  # hpf's query endpoint still takes work
     assert seen == [("hpf.files", BreakerState.OPEN)]
+
+
+def test_a_job_held_back_by_a_probing_breaker_waits_for_the_probe_not_a_busy_loop() -> None:
+    clock = Clock()
+    b = Breaker("hrss.api", threshold=1, open_seconds=2, clock=clock)
+    b.transient_failure()
+    clock.now += 3
+    b.before_call()  # the half-open probe
+    with pytest.raises(BreakerOpen) as info:
+        b.before_call()
+    assert info.value.retry_in >= 0.5

@@ -389,12 +389,10 @@ def test_outbox_age_is_zero_once_nothing_is_pending(scrape: Scrape) -> None:
     assert scrape.value("gateway_outbox_oldest_pending_age_seconds") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="precheck_seconds is never observed: Eligibility.evaluate needs the call")
 def test_the_pre_check_latency_is_observed(scrape: Scrape) -> None:
     assert scrape.value("gateway_precheck_duration_seconds") >= 1
 
 
-@pytest.mark.xfail(strict=True, reason="routes.metrics sets only the states present; needs Metrics.observe_store")
 def test_every_outbox_state_is_reported_even_when_empty(scrape: Scrape) -> None:
     states = {dict(k)["state"]: v for k, v in scrape.series("gateway_outbox_jobs", zeros=True).items()}
     assert set(states) == {s.value for s in JobState}

@@ -46,7 +46,7 @@ async def test_application_number_is_created_once(store: SqlStore) -> None:
     assert await store.create_application(application()) is False
     stored = await store.get_application("A-1")
     assert stored is not None and [i["item"] for i in stored.items][:2] == ["retire_normal", "sscard_apply"]
-    assert await store.find_delivery("D-A-1-3") == ("A-1", "provident_fund_withdrawal")
+    assert await store.find_delivery("D-A-1-3") == ("A-1", "provident_fund_withdrawal", "hpf")
 
 
 async def test_dependent_job_waits_until_initiating_item_is_approved(store: SqlStore) -> None:
@@ -115,13 +115,14 @@ async def test_application_completes_when_every_item_is_final_and_notifies(store
     assert stored is not None and stored.status == "completed"
     notify = [j for j in await store.claim_jobs("w", 20, 30) if j.kind == JobKind.NOTIFY]
     assert len(notify) == 1  # changes coalesce into one queued notification
+    assert stored.notify_version == 3  # ...which carries the latest of three versions
 
 
 async def test_dead_letter_fails_the_item_and_replay_requeues_it_with_dependents(store: SqlStore) -> None:
     await store.create_application(application())
     job = next(j for j in await store.claim_jobs("w", 10, 30) if j.item == "retire_normal")
-    await store.record_attempt(job.id, "TransientError", "hrss: HTTP 503")
-    await store.dead_letter(job, "w", "hrss: HTTP 503")
+    await store.record_attempt(job, "TransientError", "hrss: HTTP 503")
+    await store.dead_letter(job, "hrss: HTTP 503")
     stored = await store.get_application("A-1")
     assert stored is not None
     by_item = {i["item"]: i["status"] for i in stored.items}
@@ -145,9 +146,12 @@ async def test_idempotency_key_lifecycle(store: SqlStore) -> None:
     await store.idempotency_finish("k1", 202, {"a": 1})
     done = await store.idempotency_begin("k1", "fp2")
     assert done is not None and done["fingerprint"] == "fp1" and done["status"] == 202
-    await store.idempotency_abandon("k1")
-    assert await store.idempotency_begin("k1", "fp2") is None
-    assert await store.idempotency_purge(-1) == 1
+    await store.idempotency_abandon("k1")  # a finished answer is kept: abandon is for unfinished ones
+    assert (await store.idempotency_begin("k1", "fp2") or {})["state"] == "done"
+    assert await store.idempotency_begin("k2", "fp") is None
+    await store.idempotency_abandon("k2")
+    assert await store.idempotency_begin("k2", "fp") is None
+    assert await store.idempotency_purge(-1) == 2
 
 
 async def test_store_reports_ready_once_the_schema_is_applied(store: SqlStore) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-from gateway.acceptance import application_view
 from gateway.api.admin import add_admin_routes
 from gateway.api.body import read_json
-from gateway.domain.retirement_age import Category, YearMonth, retirement_policy
+from gateway.domain.retirement_age import Category, parse_birth_month, retirement_policy
 from gateway.intake import IntakeOutcome
-from gateway.keys import ACCEPTANCE, BREAKERS, DEPARTMENTS, INTAKE, METRICS, STORE
+from gateway.keys import ACCEPTANCE, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, STORE
 from gateway.problems import Problem
+from gateway.views import application_view
+
+log = structlog.get_logger("gateway.api")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -28,7 +31,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 async def submit(request: web.Request) -> web.Response:
     body = await read_json(request)
-    answer = await request.app[ACCEPTANCE].submit_with_key(body, request.headers.get("Idempotency-Key"))
+    # Keys are the caller's own: with signed requests, scoped by the signing app key.
+    caller = request.headers.get("X-App-Key", "") if request.app[CONFIG].auth.enabled else ""
+    answer = await request.app[ACCEPTANCE].submit_with_key(body, request.headers.get("Idempotency-Key"), caller)
     response = json_response(answer.body, answer.status, answer.headers)
     response.content_type = answer.content_type
     return response
@@ -49,12 +54,16 @@ async def get_application(request: web.Request) -> web.Response:
 
 async def department_callback(request: web.Request) -> web.Response:
     department = request.match_info["department"]
+    if department not in request.app[DEPARTMENTS]:
+        raise Problem(404, "unknown-department", "Unknown department", "no department with this code is configured",
+                      errors=[{"pointer": "path:department", "detail": "is not a configured department"}])
     body = await read_json(request)
     outcome = await request.app[INTAKE].accept(department, body, "callback")
     if outcome == IntakeOutcome.MALFORMED:
         raise Problem(400, "malformed-result", "Result not understood", "the result lacks its delivery id or status")
-    if outcome == IntakeOutcome.UNKNOWN_DELIVERY:
-        raise Problem(404, "unknown-delivery", "Unknown delivery", "no item was sent with this delivery id")
+    if outcome in (IntakeOutcome.UNKNOWN_DELIVERY, IntakeOutcome.WRONG_DEPARTMENT):
+        # The same answer for both: a department learns nothing about other departments' items.
+        raise Problem(404, "unknown-delivery", "Unknown delivery", "no item was sent to this department with this id")
     return json_response({"code": "0000", "outcome": str(outcome)})
 
 
@@ -63,9 +72,7 @@ async def retirement_age(request: web.Request) -> web.Response:
     birth = request.query.get("birth", "")
     category = request.query.get("category", "")
     try:
-        ym = YearMonth.parse(birth)
-        if not 1900 <= ym.year <= 2100:
-            raise ValueError(birth)
+        ym = parse_birth_month(birth)
     except ValueError:
         errors.append({"pointer": "birth", "detail": "must be YYYY-MM with a year from 1900 to 2100"})
     try:
@@ -90,6 +97,9 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(503, "not-ready", "Not ready", f"store unreachable: {type(exc).__name__}") from exc
     if not migrated:
         raise Problem(503, "not-ready", "Not ready", "store schema is not at the version this gateway needs")
+    dispatcher = request.app[DISPATCHER]
+    if not dispatcher.alive:
+        raise Problem(503, "not-ready", "Not ready", "the dispatcher is not running: accepted items would not be sent")
     breakers = request.app[BREAKERS].states()
     return json_response(
         {
@@ -105,10 +115,11 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     store = request.app[STORE]
-    for state, n in (await store.counts()).items():
-        if state.startswith("jobs_"):
-            m.outbox.labels(state[5:]).set(n)
-    m.oldest_pending.set(await store.oldest_pending_age())
+    try:
+        m.observe_store(await store.counts(), await store.oldest_pending_age())
+    except Exception:  # the store is down: still answer (readiness says why), with the last values
+        log.warning("metrics_store_unreachable")
+    m.set_breaker_states(request.app[BREAKERS].states())
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

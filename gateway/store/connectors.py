@@ -8,16 +8,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_DIR = Path(__file__).parent
-SCHEMA_VERSION = 1
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def migrations(dialect: str) -> list[tuple[int, Path]]:
+    """``NNNN_name.<dialect>.sql`` files, in order. Each is applied once, in one transaction."""
+    found = sorted(MIGRATIONS_DIR.glob(f"[0-9][0-9][0-9][0-9]_*.{dialect}.sql"))
+    return [(int(p.name[:4]), p) for p in found]
+
+
+# The schema this code needs; both dialects carry the same numbered migrations.
+SCHEMA_VERSION = migrations("sqlite")[-1][0]
 
 
 class StoreError(RuntimeError):
     pass
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Did the store (not the caller's logic) fail? Such errors heal by themselves or by an
+    operator fixing the database; a job that meets one is retried, never failed."""
+    import sqlite3
+
+    import asyncpg
+
+    return isinstance(
+        exc, StoreError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError | OSError | ConnectionError
+    )
 
 
 class Tx(Protocol):
@@ -72,29 +94,29 @@ class SqliteConnector:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: Any = None
+        self._reader: Any = None
         self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        import aiosqlite
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
-            await self._db.execute(f"PRAGMA {pragma}")
+        self._db = await _sqlite_connect(self.path)
         tx = _SqliteTx(self._db)
         mode = (await tx.fetchone("PRAGMA journal_mode")) or {}
         sync = (await tx.fetchone("PRAGMA synchronous")) or {}
         if str(next(iter(mode.values()), "")).lower() != "wal" or int(next(iter(sync.values()), 0)) != 2:
             raise StoreError("SQLite must run with journal_mode=WAL and synchronous=FULL")
         async with self.write() as w:
-            for statement in _statements(SCHEMA_DIR / "schema_sqlite.sql"):
-                await w.execute(statement)
+            await apply_migrations(w, self.dialect)
+        # Reads get their own connection: under WAL it sees only committed data, never a
+        # write transaction still in progress on the writer (which may yet roll back).
+        self._reader = await _sqlite_connect(self.path)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._reader = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -111,9 +133,44 @@ class SqliteConnector:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
-        if self._db is None:
+        if self._reader is None:
             raise StoreError("store is not open")
-        yield _SqliteTx(self._db)
+        async with self._read_lock:
+            await self._reader.execute("BEGIN")  # one snapshot for every statement of this read
+            try:
+                yield _SqliteTx(self._reader)
+            finally:
+                await self._reader.execute("COMMIT")
+
+
+async def _sqlite_connect(path: Path) -> Any:
+    import aiosqlite
+
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = aiosqlite.Row
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        await db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+async def apply_migrations(tx: Tx, dialect: str) -> None:
+    """Bring the schema to SCHEMA_VERSION: every migration newer than the recorded version,
+    in order, inside the caller's transaction (so a failed migration leaves nothing half-done)."""
+    await tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at "
+        + ("REAL" if dialect == "sqlite" else "DOUBLE PRECISION")
+        + " NOT NULL)"
+    )
+    row = await tx.fetchone("SELECT MAX(version) AS v FROM schema_version")
+    current = int(row["v"]) if row and row["v"] is not None else 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(f"the store is at schema version {current}, newer than this gateway ({SCHEMA_VERSION})")
+    for version, path in migrations(dialect):
+        if version <= current:
+            continue
+        for statement in _statements(path):
+            await tx.execute(statement)
+        await tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time()))
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -175,8 +232,7 @@ class PostgresConnector:
         async with self._pool.acquire() as conn, conn.transaction():
             # One replica at a time applies the schema.
             await conn.execute("SELECT pg_advisory_xact_lock(4301060001)")
-            for statement in _statements(SCHEMA_DIR / "schema_postgres.sql"):
-                await conn.execute(statement)
+            await apply_migrations(_PgTx(conn), self.dialect)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -1,13 +1,11 @@
-"""Rows the store hands out, and the Store protocol both implementations follow."""
+"""Rows the store hands out and takes in (frozen values; payloads stay plain dicts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
-
-from gateway.mapping import ItemResult
+from typing import Any
 
 
 class JobKind(StrEnum):
@@ -22,6 +20,11 @@ class JobState(StrEnum):
     DONE = "done"
     DEAD = "dead"
     CANCELLED = "cancelled"
+
+
+class LeaseLost(RuntimeError):
+    """This worker's lease on a job has lapsed and another worker may hold it now: stop,
+    and change nothing more about the job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class NewApplication:
     response: dict[str, Any]
     callback_url: str | None
     items: Sequence[NewItem]
+    # The inbound Idempotency-Key record finished in the same transaction (None: no key).
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,8 @@ class Job:
     department: str
     attempts: int
     created_at: float
+    lease: str = ""  # this claim's token: every change to the job is fenced by it
+    unknown_outcome: bool = False  # the last attempt may have reached the department
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,7 @@ class StoredApplication:
     response: dict[str, Any]
     callback_url: str | None
     items: list[dict[str, Any]]
+    notify_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,42 +84,3 @@ class Transition:
     item: str
     old: str
     new: str
-
-
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def create_application(self, app: NewApplication) -> bool:
-        """Write application, items and jobs in one transaction. False if the number exists."""
-        ...
-
-    async def get_application(self, application_no: str) -> StoredApplication | None: ...
-
-    async def find_delivery(self, delivery_id: str) -> tuple[str, str] | None:
-        """(application_no, item) for a delivery id."""
-        ...
-
-    async def claim_jobs(self, owner: str, limit: int, lease_seconds: float) -> list[Job]: ...
-
-    async def heartbeat(self, owner: str, job_ids: Sequence[int], lease_seconds: float) -> None: ...
-
-    async def record_attempt(self, job_id: int, outcome: str, error: str | None) -> None: ...
-
-    async def finish_job(self, job: Job, owner: str) -> None: ...
-
-    async def release_job(self, job: Job, owner: str, delay: float, error: str | None = None) -> None: ...
-
-    async def dead_letter(self, job: Job, owner: str, error: str) -> list[Transition]: ...
-
-    async def schedule(self, application_no: str, item: str, kind: JobKind, department: str, delay: float) -> None:
-        ...
-
-    async def mark_item(self, application_no: str, item: str, status: str) -> list[Transition]: ...
-
-    async def apply_result(
-        self, application_no: str, item: str, result: ItemResult, raw: str | None
-    ) -> list[Transition]: ...
-
-    async def counts(self) -> dict[str, int]: ...

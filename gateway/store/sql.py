@@ -1,55 +1,52 @@
-"""The gateway's store: applications, items, outbox jobs with leases, dead letters and
-idempotency keys — one implementation over a connector (SQLite or PostgreSQL).
+"""The gateway's store: applications, items and their status — one implementation over a
+connector (SQLite or PostgreSQL), with the outbox, dead letters and request keys mixed in
+from their own modules.
 
 Concurrency is decided by the database, not by check-then-act in Python: a unique
 application number, ``INSERT … ON CONFLICT DO NOTHING``, leases on jobs, and on
-PostgreSQL ``FOR UPDATE SKIP LOCKED`` when claiming.
+PostgreSQL ``FOR UPDATE SKIP LOCKED`` when claiming and a row lock per application when
+its items change.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.mapping import ItemResult
 from gateway.status import FINAL_STATUSES, ApplicationStatus, ItemStatus
-from gateway.store.connectors import (
-    SCHEMA_VERSION,
-    Connector,
-    PostgresConnector,
-    SqliteConnector,
-    StoreError,
-    Tx,
-)
-from gateway.store.models import Job, JobKind, JobState, NewApplication, StoredApplication, Transition
+from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, SqliteConnector, StoreError, Tx
+from gateway.store.deadletters import DeadLetters
+from gateway.store.jobs import JobQueue, insert_job
+from gateway.store.keys import RequestKeys
+from gateway.store.models import JobKind, JobState, NewApplication, StoredApplication, Transition
+from gateway.store.sealing import Sealer
 
 _RANK = {ItemStatus.PLANNED: 0, ItemStatus.DISPATCHED: 1, ItemStatus.ACCEPTED: 2}
 _FINAL_SQL = "(" + ",".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
+TECHNICAL_FAILURE = "DELIVERY_FAILED"  # the reason code of a dead-lettered submission
+PREREQUISITE_NOT_APPROVED = "PREREQUISITE_NOT_APPROVED"
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqlStore:
-    def __init__(self, connector: Connector) -> None:
+class SqlStore(JobQueue, DeadLetters, RequestKeys):
+    def __init__(self, connector: Connector, sealer: Sealer | None = None) -> None:
         self.connector = connector
+        self.sealer = sealer or Sealer()
 
     @property
     def dialect(self) -> str:
         return self.connector.dialect
 
     async def open(self) -> None:
+        """Connect and apply any migrations this code needs (one replica at a time)."""
         await self.connector.open()
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?) ON CONFLICT (version) DO NOTHING",
-                (SCHEMA_VERSION, time.time()),
-            )
 
     async def close(self) -> None:
         await self.connector.close()
@@ -63,15 +60,17 @@ class SqlStore:
     # --- applications -------------------------------------------------------------------
 
     async def create_application(self, app: NewApplication) -> bool:
-        """Application, items and jobs in one transaction; False if the number exists."""
+        """Application, items, jobs and the Idempotency-Key record in one transaction;
+        False if the number exists."""
         now = time.time()
+        request = self.sealer.seal(_dumps(app.request), app.application_no)
         async with self.connector.write() as tx:
             created = await tx.execute(
                 "INSERT INTO applications (application_no, fingerprint, initiating_item, status, request_json,"
                 " response_json, callback_url, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (application_no) DO NOTHING",
                 (app.application_no, app.fingerprint, app.initiating_item, ApplicationStatus.IN_PROGRESS.value,
-                 _dumps(app.request), _dumps(app.response), app.callback_url, now, now),
+                 request, _dumps(app.response), app.callback_url, now, now),
             )
             if created == 0:
                 return False
@@ -84,7 +83,12 @@ class SqlStore:
                 )
                 if it.status == ItemStatus.PLANNED:
                     state = JobState.WAITING if it.after_initiating else JobState.PENDING
-                    await self._insert_job(tx, app.application_no, it.item, JobKind.SUBMIT, it.department, state, now)
+                    await insert_job(tx, app.application_no, it.item, JobKind.SUBMIT, it.department, state, now)
+            if app.idempotency_key is not None:
+                await tx.execute(
+                    "UPDATE idempotency_keys SET state = 'done', status = 202, response_json = ? WHERE key = ?",
+                    (_dumps(app.response), app.idempotency_key),
+                )
             await self._complete_if_final(tx, app.application_no, now)
         return True
 
@@ -103,16 +107,20 @@ class SqlStore:
             fingerprint=row["fingerprint"],
             initiating_item=row["initiating_item"],
             status=row["status"],
-            request=json.loads(row["request_json"]),
+            request=json.loads(self.sealer.open(row["request_json"], row["application_no"])),
             response=json.loads(row["response_json"]),
             callback_url=row["callback_url"],
             items=[dict(i) for i in items],
+            notify_version=int(row["notify_version"]),
         )
 
-    async def find_delivery(self, delivery_id: str) -> tuple[str, str] | None:
+    async def find_delivery(self, delivery_id: str) -> tuple[str, str, str] | None:
+        """(application_no, item, department) for a delivery id."""
         async with self.connector.read() as tx:
-            row = await tx.fetchone("SELECT application_no, item FROM items WHERE delivery_id = ?", (delivery_id,))
-        return None if row is None else (row["application_no"], row["item"])
+            row = await tx.fetchone(
+                "SELECT application_no, item, department FROM items WHERE delivery_id = ?", (delivery_id,)
+            )
+        return None if row is None else (row["application_no"], row["item"], row["department"])
 
     async def initiating_document(self, application_no: str) -> str | None:
         async with self.connector.read() as tx:
@@ -121,162 +129,10 @@ class SqlStore:
             )
         return None if row is None else row["document"]
 
-    # --- jobs ---------------------------------------------------------------------------
-
-    async def _insert_job(
-        self, tx: Tx, application_no: str, item: str, kind: JobKind, department: str, state: JobState, at: float
-    ) -> None:
-        await tx.execute(
-            "INSERT INTO jobs (application_no, item, kind, department, state, not_before, created_at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (application_no, item, kind.value, department, state.value, at, at),
-        )
-
-    async def claim_jobs(
-        self, owner: str, limit: int, lease_seconds: float, skip_departments: Sequence[str] = ()
-    ) -> list[Job]:
-        """Lease up to ``limit`` due jobs. Jobs of departments in ``skip_departments``
-        (an open circuit breaker) stay where they are and burn no attempt."""
-        if limit <= 0:
-            return []
-        now = time.time()
-        skip = "".join(" AND department <> ?" for _ in skip_departments)
-        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgres" else ""
-        async with self.connector.write() as tx:
-            rows = await tx.fetchall(
-                "SELECT id, application_no, item, kind, department, attempts, created_at FROM jobs"
-                " WHERE state = 'pending' AND not_before <= ? AND (lease_until IS NULL OR lease_until < ?)"
-                f"{skip} ORDER BY not_before, id LIMIT ?{lock}",
-                (now, now, *skip_departments, limit),
-            )
-            for r in rows:
-                await tx.execute(
-                    "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                    (owner, now + lease_seconds, r["id"]),
-                )
-        return [
-            Job(r["id"], r["application_no"], r["item"], JobKind(r["kind"]), r["department"], r["attempts"],
-                r["created_at"])
-            for r in rows
-        ]
-
-    async def heartbeat(self, owner: str, job_ids: Sequence[int], lease_seconds: float) -> None:
-        if not job_ids:
-            return
-        until = time.time() + lease_seconds
-        async with self.connector.write() as tx:
-            for i in job_ids:
-                await tx.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?", (until, i, owner))
-
-    async def record_attempt(self, job_id: int, outcome: str, error: str | None) -> None:
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "INSERT INTO job_attempts (job_id, at, outcome, error) VALUES (?,?,?,?)",
-                (job_id, time.time(), outcome, error),
-            )
-            await tx.execute("UPDATE jobs SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, job_id))
-
-    async def finish_job(self, job: Job, owner: str) -> None:
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL WHERE id = ?", (job.id,)
-            )
-
-    async def release_job(self, job: Job, owner: str, delay: float, error: str | None = None) -> None:
-        """Give a job back without finishing it (shutdown, open breaker, poll again later)."""
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, not_before = ?,"
-                " last_error = COALESCE(?, last_error) WHERE id = ? AND state = 'pending'",
-                (time.time() + delay, error, job.id),
-            )
-
-    async def dead_letter(self, job: Job, owner: str, error: str) -> list[Transition]:
-        now = time.time()
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_until = NULL, last_error = ? WHERE id = ?",
-                (error, job.id),
-            )
-            row = await tx.fetchone("SELECT attempts FROM jobs WHERE id = ?", (job.id,))
-            await tx.execute(
-                "INSERT INTO dead_letters (job_id, application_no, item, kind, department, last_error, attempts,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (job_id) DO UPDATE SET last_error = ?,"
-                " attempts = ?, created_at = ?, replayed_at = NULL",
-                (job.id, job.application_no, job.item, job.kind.value, job.department, error,
-                 row["attempts"] if row else 0, now, error, row["attempts"] if row else 0, now),
-            )
-            if job.kind == JobKind.NOTIFY:
-                return []
-            result = ItemResult(ItemStatus.FAILED, "DELIVERY_FAILED", "未能送达部门系统，已转人工处理")
-            return await self._apply(tx, job.application_no, job.item, result, None, now)
-
-    async def schedule(self, application_no: str, item: str, kind: JobKind, department: str, delay: float) -> None:
-        async with self.connector.write() as tx:
-            await self._insert_job(tx, application_no, item, kind, department, JobState.PENDING, time.time() + delay)
-
-    # --- dead letters -------------------------------------------------------------------
-
-    async def dead_letters(self, include_replayed: bool = False) -> list[dict[str, Any]]:
-        where = "" if include_replayed else " WHERE replayed_at IS NULL"
-        async with self.connector.read() as tx:
-            return [dict(r) for r in await tx.fetchall(f"SELECT * FROM dead_letters{where} ORDER BY created_at")]
-
-    async def dead_letter_detail(self, job_id: int) -> dict[str, Any] | None:
-        async with self.connector.read() as tx:
-            row = await tx.fetchone("SELECT * FROM dead_letters WHERE job_id = ?", (job_id,))
-            if row is None:
-                return None
-            attempts = await tx.fetchall(
-                "SELECT at, outcome, error FROM job_attempts WHERE job_id = ? ORDER BY at", (job_id,)
-            )
-        return dict(row) | {"history": [dict(a) for a in attempts]}
-
-    async def replay_dead_letter(self, job_id: int) -> bool:
-        """Queue a dead job again. Its delivery id is derived from (application, item), so
-        the department sees the same id as before and can drop a duplicate."""
-        now = time.time()
-        async with self.connector.write() as tx:
-            dl = await tx.fetchone("SELECT * FROM dead_letters WHERE job_id = ? AND replayed_at IS NULL", (job_id,))
-            if dl is None:
-                return False
-            await self._lock_application(tx, dl["application_no"])
-            await tx.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, not_before = ?, created_at = ?,"
-                " lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'dead'",
-                (now, now, job_id),
-            )
-            await tx.execute("UPDATE dead_letters SET replayed_at = ? WHERE job_id = ?", (now, job_id))
-            if dl["kind"] != JobKind.NOTIFY.value:
-                await tx.execute(
-                    "UPDATE items SET status = 'planned', reason_code = '', message = '', updated_at = ?"
-                    " WHERE application_no = ? AND item = ? AND status = 'failed'",
-                    (now, dl["application_no"], dl["item"]),
-                )
-                # Items cancelled only because this one failed go back to waiting for it.
-                mode = await tx.fetchone(
-                    "SELECT mode FROM items WHERE application_no = ? AND item = ?", (dl["application_no"], dl["item"])
-                )
-                if mode is not None and mode["mode"] == "initiating":
-                    await tx.execute(
-                        "UPDATE items SET status = 'planned', reason_code = '', message = '', updated_at = ?"
-                        " WHERE application_no = ? AND status = 'cancelled'"
-                        " AND reason_code = 'PREREQUISITE_NOT_APPROVED'",
-                        (now, dl["application_no"]),
-                    )
-                    await tx.execute(
-                        "UPDATE jobs SET state = 'waiting' WHERE application_no = ? AND state = 'cancelled'",
-                        (dl["application_no"],),
-                    )
-                await tx.execute(
-                    "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
-                    (ApplicationStatus.IN_PROGRESS.value, now, dl["application_no"]),
-                )
-        return True
-
     # --- item status --------------------------------------------------------------------
 
     async def mark_item(self, application_no: str, item: str, status: str) -> list[Transition]:
+        """The gateway's own progress (dispatched, accepted by the department)."""
         async with self.connector.write() as tx:
             return await self._apply(
                 tx, application_no, item, ItemResult(ItemStatus(status), "", ""), None, time.time()
@@ -285,35 +141,57 @@ class SqlStore:
     async def apply_result(
         self, application_no: str, item: str, result: ItemResult, raw: str | None
     ) -> list[Transition]:
+        """A department's own answer about the item (reply, callback, poll, result file)."""
         async with self.connector.write() as tx:
-            return await self._apply(tx, application_no, item, result, raw, time.time())
+            return await self._apply(tx, application_no, item, result, raw, time.time(), from_department=True)
 
     async def _apply(
-        self, tx: Tx, application_no: str, item: str, result: ItemResult, raw: str | None, now: float
+        self, tx: Tx, application_no: str, item: str, result: ItemResult, raw: str | None, now: float,
+        *, from_department: bool = False,
     ) -> list[Transition]:
-        """Move one item forward (never back, never out of a final status) and follow on."""
+        """Move one item forward (never back, never out of a final status) and follow on.
+
+        One exception: a department's own answer overrides ``failed`` for a technical
+        reason — the delivery was given up on, but the department had it after all."""
         await self._lock_application(tx, application_no)
         row = await tx.fetchone(
-            "SELECT status, mode FROM items WHERE application_no = ? AND item = ?", (application_no, item)
+            "SELECT status, mode, reason_code FROM items WHERE application_no = ? AND item = ?", (application_no, item)
         )
         if row is None:
             return []
         old, new = ItemStatus(row["status"]), result.status
-        if old.final or (not new.final and _RANK.get(new, 0) <= _RANK.get(old, 0)):
+        recovered = from_department and old == ItemStatus.FAILED and row["reason_code"] == TECHNICAL_FAILURE
+        if recovered and new != ItemStatus.FAILED:
+            await self._resolve_dead_letters(tx, application_no, item, now)
+        elif old.final or (not new.final and _RANK.get(new, 0) <= _RANK.get(old, 0)):
             return []
+        sealed_raw = None if raw is None else self.sealer.seal(raw, f"{application_no}/{item}")
         await tx.execute(
             "UPDATE items SET status = ?, reason_code = CASE WHEN ? = '' THEN reason_code ELSE ? END,"
             " message = CASE WHEN ? = '' THEN message ELSE ? END, raw_result = COALESCE(?, raw_result),"
             " document = COALESCE(?, document), updated_at = ? WHERE application_no = ? AND item = ?",
-            (new.value, result.reason_code, result.reason_code, result.message, result.message, raw,
+            (new.value, result.reason_code, result.reason_code, result.message, result.message, sealed_raw,
              result.document, now, application_no, item),
         )
         transitions = [Transition(application_no, item, old, new)]
+        if recovered and row["mode"] == "initiating":
+            transitions += await self._reopen_dependents(tx, application_no, now)
         if new.final and row["mode"] == "initiating":
             transitions += await self._follow_initiating(tx, application_no, new, result, now)
         if new.final:
-            await self._notify(tx, application_no, now)
+            # A status poll still scheduled for this item has nothing left to ask.
+            await tx.execute(
+                "UPDATE jobs SET state = 'done' WHERE application_no = ? AND item = ? AND kind = 'poll'"
+                " AND state = 'pending' AND lease_owner IS NULL",
+                (application_no, item),
+            )
+            await self._arm_notify(tx, application_no, now)
             await self._complete_if_final(tx, application_no, now)
+        elif recovered:
+            await tx.execute(
+                "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
+                (ApplicationStatus.IN_PROGRESS.value, now, application_no),
+            )
         return transitions
 
     async def _lock_application(self, tx: Tx, application_no: str) -> None:
@@ -323,6 +201,18 @@ class SqlStore:
         "accepted" could overwrite an "approved" that committed meanwhile."""
         if self.dialect == "postgres":
             await tx.fetchone("SELECT 1 AS x FROM applications WHERE application_no = ? FOR UPDATE", (application_no,))
+
+    async def _resolve_dead_letters(self, tx: Tx, application_no: str, item: str, now: float) -> None:
+        await tx.execute(
+            "UPDATE dead_letters SET replayed_at = ?, resolution = 'department_result'"
+            " WHERE application_no = ? AND item = ? AND kind = 'submit' AND replayed_at IS NULL",
+            (now, application_no, item),
+        )
+        await tx.execute(
+            "UPDATE jobs SET state = 'done'"
+            " WHERE application_no = ? AND item = ? AND kind = 'submit' AND state = 'dead'",
+            (application_no, item),
+        )
 
     async def _follow_initiating(
         self, tx: Tx, application_no: str, status: ItemStatus, result: ItemResult, now: float
@@ -343,27 +233,30 @@ class SqlStore:
         why = "发起事项未通过，本事项随之撤销" + (f"：{result.message}" if result.message else "")
         for r in rows:
             await tx.execute(
-                "UPDATE items SET status = 'cancelled', reason_code = 'PREREQUISITE_NOT_APPROVED', message = ?,"
+                "UPDATE items SET status = 'cancelled', reason_code = ?, message = ?,"
                 " updated_at = ? WHERE application_no = ? AND item = ?",
-                (why, now, application_no, r["item"]),
+                (PREREQUISITE_NOT_APPROVED, why, now, application_no, r["item"]),
             )
         await tx.execute(
             "UPDATE jobs SET state = 'cancelled' WHERE application_no = ? AND state = 'waiting'", (application_no,)
         )
         return [Transition(application_no, r["item"], r["status"], ItemStatus.CANCELLED) for r in rows]
 
-    async def _notify(self, tx: Tx, application_no: str, now: float) -> None:
-        row = await tx.fetchone("SELECT callback_url FROM applications WHERE application_no = ?", (application_no,))
-        if row is None or not row["callback_url"]:
-            return
-        # One queued notification carries the latest state: bursts of changes coalesce.
-        queued = await tx.fetchone(
-            "SELECT 1 AS x FROM jobs WHERE application_no = ? AND kind = 'notify' AND state = 'pending'"
-            " AND lease_owner IS NULL",
-            (application_no,),
+    async def _reopen_dependents(self, tx: Tx, application_no: str, now: float) -> list[Transition]:
+        """Items cancelled only because the initiating item failed go back to waiting for it."""
+        rows = await tx.fetchall(
+            "SELECT item FROM items WHERE application_no = ? AND status = 'cancelled' AND reason_code = ?",
+            (application_no, PREREQUISITE_NOT_APPROVED),
         )
-        if queued is None:
-            await self._insert_job(tx, application_no, "", JobKind.NOTIFY, "", JobState.PENDING, now)
+        await tx.execute(
+            "UPDATE items SET status = 'planned', reason_code = '', message = '', updated_at = ?"
+            " WHERE application_no = ? AND status = 'cancelled' AND reason_code = ?",
+            (now, application_no, PREREQUISITE_NOT_APPROVED),
+        )
+        await tx.execute(
+            "UPDATE jobs SET state = 'waiting' WHERE application_no = ? AND state = 'cancelled'", (application_no,)
+        )
+        return [Transition(application_no, r["item"], ItemStatus.CANCELLED, ItemStatus.PLANNED) for r in rows]
 
     async def _complete_if_final(self, tx: Tx, application_no: str, now: float) -> None:
         row = await tx.fetchone(
@@ -374,52 +267,6 @@ class SqlStore:
             await tx.execute(
                 "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
                 (ApplicationStatus.COMPLETED.value, now, application_no),
-            )
-
-    # --- inbound idempotency keys ---------------------------------------------------------
-
-    async def idempotency_begin(self, key: str, fingerprint: str) -> dict[str, Any] | None:
-        """Claim ``key`` for this request; None if claimed now, else the existing record."""
-        async with self.connector.write() as tx:
-            claimed = await tx.execute(
-                "INSERT INTO idempotency_keys (key, fingerprint, state, created_at) VALUES (?,?,'processing',?)"
-                " ON CONFLICT (key) DO NOTHING",
-                (key, fingerprint, time.time()),
-            )
-            if claimed:
-                return None
-            row = await tx.fetchone("SELECT * FROM idempotency_keys WHERE key = ?", (key,))
-        return None if row is None else dict(row)
-
-    async def idempotency_finish(self, key: str, status: int, body: Any) -> None:
-        async with self.connector.write() as tx:
-            await tx.execute(
-                "UPDATE idempotency_keys SET state = 'done', status = ?, response_json = ? WHERE key = ?",
-                (status, _dumps(body), key),
-            )
-
-    async def idempotency_abandon(self, key: str) -> None:
-        """Forget a key whose request was invalid or failed: it may be retried as new."""
-        async with self.connector.write() as tx:
-            await tx.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
-
-    async def idempotency_purge(self, older_than_seconds: float) -> int:
-        async with self.connector.write() as tx:
-            return await tx.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - older_than_seconds,)
-            )
-
-    # --- request nonces ---------------------------------------------------------------------
-
-    async def remember_nonce(self, nonce: str, window_seconds: float) -> bool:
-        """True the first time a nonce is seen; False for a replay. Old nonces are dropped."""
-        now = time.time()
-        async with self.connector.write() as tx:
-            await tx.execute("DELETE FROM nonces WHERE seen_at < ?", (now - 2 * window_seconds,))
-            return bool(
-                await tx.execute(
-                    "INSERT INTO nonces (nonce, seen_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING", (nonce, now)
-                )
             )
 
     # --- operations ---------------------------------------------------------------------
@@ -433,21 +280,28 @@ class SqlStore:
         }
 
     async def oldest_pending_age(self) -> float:
+        """How long the longest-waiting job has been due and unclaimed: the backlog. A status
+        poll scheduled for later (a department deciding over days) is not waiting on us."""
+        now = time.time()
         async with self.connector.read() as tx:
-            row = await tx.fetchone("SELECT MIN(created_at) AS t FROM jobs WHERE state = 'pending'")
-        return 0.0 if row is None or row["t"] is None else max(time.time() - float(row["t"]), 0.0)
+            row = await tx.fetchone(
+                "SELECT MIN(not_before) AS t FROM jobs WHERE state = 'pending' AND not_before <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?)",
+                (now, now),
+            )
+        return 0.0 if row is None or row["t"] is None else max(now - float(row["t"]), 0.0)
 
 
-def open_store(url: str, base_dir: Path) -> SqlStore:
+def open_store(url: str, base_dir: Path, sealer: Sealer | None = None) -> SqlStore:
     """``sqlite:///relative/or/absolute/path`` or ``postgresql://…``."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
-        return SqlStore(SqliteConnector(path if path.is_absolute() else base_dir / path))
+        return SqlStore(SqliteConnector(path if path.is_absolute() else base_dir / path), sealer)
     if url.startswith(("postgresql://", "postgres://")):
         # An optional ?schema=NAME keeps several deployments (or test runs) in one database.
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         schema = query.pop("schema", None)
         dsn = urlunsplit(parts._replace(query=urlencode(query)))
-        return SqlStore(PostgresConnector(dsn, schema=schema))
+        return SqlStore(PostgresConnector(dsn, schema=schema), sealer)
     raise StoreError(f"unsupported store URL scheme {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://")

@@ -1,0 +1,107 @@
+"""Telling the platform: POST the application's state to its ``callback_url``.
+
+The body is the GET body, read afresh for every attempt, so a retry never carries an
+older state than the store holds. Each POST says which version of the state it carries
+(``X-Notification-Version``, also the ``Idempotency-Key``): the platform keeps the highest
+it has seen. Signed like the platform's own requests when a notification key is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+
+from adapters.base import AdapterError
+from adapters.httperrors import classify_exception, classify_status
+from gateway.auth import sign
+from gateway.config import GatewayConfig, NotifySettings
+from gateway.retry import call_with_retry
+from gateway.store.models import Job
+from gateway.store.sql import SqlStore
+from gateway.views import application_view
+
+log = structlog.get_logger("gateway.notify")
+
+
+def callback_url_problem(url: str, settings: NotifySettings) -> str | None:
+    """Why the gateway will not POST to ``url`` (None: it may). Checked when the
+    application arrives, so a bad address is a 400 rather than a dead letter later."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an absolute http(s) URL"
+    if parts.username or parts.password:
+        return "must not carry credentials"
+    if settings.allowed_hosts and host not in settings.allowed_hosts:
+        return "names a host this gateway is not configured to call back"
+    if settings.allow_insecure:
+        return None
+    if parts.scheme != "https":
+        return "must use https"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "must not name a local host" if host == "localhost" or host.endswith(".localhost") else None
+    if not address.is_global:
+        return "must not name a loopback, private or reserved address"
+    return None
+
+
+class Notifier:
+    def __init__(self, config: GatewayConfig, store: SqlStore, session: aiohttp.ClientSession) -> None:
+        self._config = config
+        self._store = store
+        self._session = session
+
+    async def run(self, job: Job) -> None:
+        stored = await self._store.get_application(job.application_no)
+        if stored is None or not stored.callback_url:
+            await self._store.finish_job(job)
+            return
+        url = stored.callback_url
+        sent_version = 0
+
+        async def post() -> None:
+            nonlocal sent_version
+            current = await self._store.get_application(job.application_no)
+            assert current is not None  # applications are never deleted
+            sent_version = current.notify_version
+            body = json.dumps(application_view(current), ensure_ascii=False).encode("utf-8")
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Notification-Version": str(sent_version),
+                "Idempotency-Key": f"{job.application_no}:{sent_version}",
+            }
+            settings = self._config.notify
+            if settings.signing_key is not None:
+                headers |= sign("POST", urlsplit(url).path or "/", body, *settings.signing_key)
+            try:
+                async with self._session.post(
+                    url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                    allow_redirects=False,
+                ) as resp:
+                    await resp.read()
+                    error = classify_status(resp.status, "platform callback", resp.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise classify_exception(exc, "platform callback") from exc
+            if error is not None:
+                raise error
+
+        async def on_attempt(n: int, error: BaseException | None) -> None:
+            detail = error.detail if isinstance(error, AdapterError) else None
+            await self._store.record_attempt(job, "ok" if error is None else type(error).__name__, detail)
+            if error is not None:
+                log.warning("platform_callback_failed", attempt=job.attempts + n, detail=detail)
+
+        await call_with_retry(
+            self._config.notify_retry, post, on_attempt,
+            elapsed_before=max(time.time() - job.created_at, 0.0),
+            attempts_before=job.attempts,
+            max_inline_wait=self._config.max_inline_wait,
+        )
+        await self._store.finish_notify(job, sent_version)
