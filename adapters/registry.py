@@ -23,11 +23,22 @@ def builtin_kinds() -> dict[str, AdapterFactory]:
     return {"rest": RestAdapter, "soap": SoapAdapter, "filedrop": FileDropAdapter}
 
 
+class AdapterConflict(ValueError):
+    """Two installed packages offer an adapter under the same name."""
+
+
 def available_kinds() -> dict[str, AdapterFactory]:
+    """Built-ins first (a plug-in cannot replace one); two plug-ins under one name are an
+    error naming both, never a silent choice of whichever was found first."""
     kinds = builtin_kinds()
+    sources: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in kinds:
-            kinds[ep.name] = ep.load()
+        if ep.name in kinds and ep.name not in sources:
+            continue  # a built-in name
+        if ep.name in sources and sources[ep.name] != ep.value:
+            raise AdapterConflict(f"adapter {ep.name!r} is offered by both {sources[ep.name]} and {ep.value}")
+        sources[ep.name] = ep.value
+        kinds[ep.name] = ep.load()
     return kinds
 
 

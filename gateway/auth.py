@@ -102,6 +102,7 @@ def auth_middleware(
     remember_nonce: Callable[[str, float], Awaitable[bool]],
     count: Callable[[str, str], None],
     clock: Callable[[], float] = time.time,
+    body_limit: int = 0,
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -129,7 +130,11 @@ def auth_middleware(
                           realm, count)
         if not _NONCE.match(h["X-Nonce"]):
             raise _refuse("nonce_format", "X-Nonce: 16–64 characters of A-Za-z0-9_-", realm, count)
-        body = await request.read()  # bounded by client_max_size; parsed only after this check
+        try:
+            body = await request.read()  # bounded by client_max_size; parsed only after this check
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise Problem(413, "body-too-large", "Request body too large",
+                          f"the limit is {body_limit} bytes") from exc
         digest = sm3_hex(body)
         if not std_hmac.compare_digest(digest, h["X-Content-SM3"].lower()):
             raise _refuse("digest", "X-Content-SM3 does not match the body", realm, count)

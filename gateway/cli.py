@@ -58,39 +58,44 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> int:
-    from gateway.domain.retirement_age import Category, YearMonth, retirement_policy
+    from gateway.domain.retirement_age import Category, parse_birth_month, retirement_policy
 
     try:
-        birth = YearMonth.parse(args.birth)
-        if not 1900 <= birth.year <= 2100:
-            raise ValueError("--birth: the year must be from 1900 to 2100")
-        category = Category(args.category)
+        birth = parse_birth_month(args.birth)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: --birth: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(retirement_policy(birth, category).to_json(), ensure_ascii=False))
+    print(json.dumps(retirement_policy(birth, Category(args.category)).to_json(), ensure_ascii=False))
     return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from adapters.registry import available_kinds
+    """Load the configuration and every mapping, and build (not open) every endpoint's
+    adapter, so that a misspelt setting is found here rather than at start-up."""
+    config = load_config(args.config)
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    kinds = available_kinds()
-    bad = [
-        f"{code}.{name}: unknown adapter {ep.adapter!r}"
-        for code, d in config.departments.items()
-        for name, ep in d.endpoints.items()
-        if ep.adapter not in kinds
-    ]
+    async def build() -> list[str]:
+        import aiohttp
+
+        from adapters.context import AdapterContext
+        from adapters.registry import create_adapter
+
+        errors = []
+        async with aiohttp.ClientSession() as session:
+            context = AdapterContext(session, config.base_dir)
+            for code, dept in config.departments.items():
+                for name, ep in dept.endpoints.items():
+                    try:
+                        create_adapter(ep.adapter, f"{code}.{name}", ep.settings, context)
+                    except (ValueError, TypeError) as exc:
+                        errors.append(str(exc))
+        return errors
+
+    bad = asyncio.run(build())
     for line in bad:
         print(f"error: {line}", file=sys.stderr)
     if not bad:
-        print(f"ok: {len(config.departments)} departments, mappings valid")
+        print(f"ok: {len(config.departments)} departments, mappings and endpoint settings valid")
     return 1 if bad else 0
 
 
@@ -101,7 +106,7 @@ def _dlq(args: argparse.Namespace) -> int:
     config = load_config(args.config)
 
     async def run() -> int:
-        store = open_store(config.database_url, config.base_dir)
+        store = open_store(config.database_url, config.base_dir, config.sealer)
         await store.open()
         try:
             if args.action == "list":
@@ -137,6 +142,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from gateway.benchmark.runner import add_arguments as add_bench_arguments
+    from gateway.domain.retirement_age import Category
     from sandbox.people import DEFAULT_PEOPLE
 
     parser = argparse.ArgumentParser(prog="gateway", description="退休一件事一次办 integration gateway")
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     psub = p.add_subparsers(dest="policy", required=True)
     q = psub.add_parser("retirement-age", help="statutory retirement age (retirement-age.md)")
     q.add_argument("--birth", required=True, help="YYYY-MM")
-    q.add_argument("--category", required=True, help="male | female_cadre | female_worker")
+    q.add_argument("--category", required=True, choices=[c.value for c in Category])
     q.set_defaults(fn=_policy)
 
     p = sub.add_parser("check-config", help="validate configuration and every mapping")
@@ -186,7 +192,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:  # a bad file or setting: say which, no stack trace
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

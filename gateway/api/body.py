@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.keys import CONFIG
 from gateway.problems import Problem
 
 
@@ -45,7 +46,8 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise Problem(413, "body-too-large", "Request body too large", f"the limit is {exc.max_size} bytes") from exc
+        limit = request.app[CONFIG].max_body_bytes
+        raise Problem(413, "body-too-large", "Request body too large", f"the limit is {limit} bytes") from exc
     try:
         text = raw.decode("utf-8")
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)

@@ -179,6 +179,17 @@ class RetirementPolicy:
         }
 
 
+POLICY_YEARS = range(1900, 2101)  # birth years the policy look-up answers for
+
+
+def parse_birth_month(text: str) -> YearMonth:
+    """A birth month for the policy look-up: ``YYYY-MM`` with a year in POLICY_YEARS."""
+    month = YearMonth.parse(text)
+    if month.year not in POLICY_YEARS:
+        raise ValueError(f"the year must be from {POLICY_YEARS.start} to {POLICY_YEARS.stop - 1}")
+    return month
+
+
 def retirement_policy(birth: YearMonth, category: Category) -> RetirementPolicy:
     """Statutory age, retirement month, flexible window and minimum years (retirement-age.md, Algorithm).
 
