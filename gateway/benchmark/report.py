@@ -287,6 +287,10 @@ def table(doc: dict[str, Any]) -> str:
     row("  p50 / p99 latency, ms", f"{_s(acc['p50_ms'])} / {_s(acc['p99_ms'])}")
     row("  gateway CPU per accepted application, ms", _s(acc["gateway_cpu_ms_per_application"], 2))
     row("  acceptance transaction (gateway metric), mean ms", _s(acc["store_commit_mean_ms"]))
+    cores = acc["cores"]
+    row("  cores used: gateway / sandbox / load / others",
+        " / ".join(_s(cores.get(k), 2).split("  ")[0] for k in ("gateway", "sandbox", "load", "background")))
+    row("  accepted/s while the dispatcher also runs", _s(disp["accepted_per_s_with_dispatcher"]))
     if doc["acceptance"].get("postgres"):
         pg = doc["acceptance"]["postgres"]
         row("accepted applications/s (PostgreSQL)", _s(pg["accepted_per_s"]))
