@@ -68,6 +68,7 @@ def test_quick_bench_writes_every_field_with_sane_types(tmp_path: Path, monkeypa
         assert key in doc, key
     assert doc["auth"]["enabled"] is False
     assert isinstance(doc["machine"]["nproc"], int) and isinstance(doc["machine"]["cpu_model"], str)
+    assert all(isinstance(doc["machine"][k], Number) for k in ("calibration_start", "calibration_end"))
     assert isinstance(doc["software"]["python"], str) and doc["software"]["aiohttp"]
 
     acc = doc["acceptance"]["sqlite"]
@@ -110,4 +111,4 @@ def test_quick_bench_writes_every_field_with_sane_types(tmp_path: Path, monkeypa
     assert [t["target"][:10] for t in doc["targets"]] == ["acceptance", "pre-check ", "SOAP adapt", "RSS ≤ 200 "]
     for t in doc["targets"]:
         assert t["met"] in (True, False, None) and isinstance(t["limit"], Number)
-    assert doc["targets"][3]["met"] is None  # 16 in flight is not 1,000: not judged
+    assert doc["targets"][3]["met"] is None  # 16 at once is not 1,000: not judged

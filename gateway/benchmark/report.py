@@ -7,6 +7,7 @@ import platform
 import sqlite3
 import statistics
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -50,6 +51,16 @@ def _git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def calibrate(seconds: float = 0.3) -> float:
+    """Single-core speed right now: million pure-Python loop iterations per second. On a
+    shared VM this moves with the neighbours; two runs compare only at similar figures."""
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds:
+        for _ in range(10_000):
+            n += 1
+    return round(n / (time.process_time() - t0) / 1e6, 2)
 
 
 def environment() -> dict[str, Any]:
@@ -232,7 +243,9 @@ def _target(name: str, value: float | None, limit: float, unit: str, at_most: bo
 def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ratio = doc["ratio_acceptance_to_floor"]["median"]
     memory = doc["memory"]
-    full = memory["peak_in_flight"] >= 1000
+    # 1,000 requests in flight at once, all accepted (the store sampler's peak is a lower bound:
+    # the first applications may already be final when the last are accepted).
+    full = memory["sent_at_once"] >= 1000 and memory["accepted"] >= 1000
     return [
         _target("acceptance throughput ≥ 40 % of the bare fan-out floor", None if ratio is None else
                 round(ratio * 100, 1), 40, "%", at_most=False, note="SQLite, dispatcher off, same run"),
@@ -241,8 +254,8 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         _target("SOAP adapter ≤ 2× the raw templated POST per call", doc["soap"]["cpu_ratio_adapter_to_raw"], 2, "×",
                 at_most=True, note="CPU per call, one loop, 32 concurrent"),
         _target("RSS ≤ 200 MB with 1,000 applications in flight", memory["vmhwm_mb"] if full else None, 200, "MB",
-                at_most=True, note=f"peak in flight {memory['peak_in_flight']}" + ("" if full else
-                                                                                    " (< 1,000: not judged)")),
+                at_most=True, note=f"{memory['sent_at_once']} sent at once, {memory['accepted']} accepted, "
+                f"peak seen in flight {memory['peak_in_flight']}" + ("" if full else " (< 1,000: not judged)")),
     ]
 
 
@@ -313,7 +326,7 @@ def table(doc: dict[str, Any]) -> str:
             f"{_s(k['accepted_to_final_p50_s'], 2)} / {_s(k['accepted_to_final_p90_s'], 2)}")
     row("  every item final after, s", _s(disp["all_final_s"], 2))
     row("  gateway CPU per delivery, ms", _s(disp["gateway_cpu_ms_per_delivery"], 2))
-    row(f"peak RSS (VmHWM), {mem['sent_at_once']} sent at once, peak {mem['peak_in_flight']} in flight",
+    row(f"peak RSS (VmHWM), {mem['sent_at_once']} sent at once ({mem['peak_in_flight']} seen in flight)",
         f"{mem['vmhwm_mb']:.1f} MB")
     row("SOAP adapter: calls/s, CPU ms/call", f"{_s(soap['adapter']['calls_per_s'], 0)}, "
                                                f"{_s(soap['adapter']['cpu_ms_per_call'], 3)}")
@@ -330,6 +343,9 @@ def table(doc: dict[str, Any]) -> str:
         f"auth disabled (default config)",
         f"concurrency {o['concurrency']}, {o['repeat']} × {o['duration']} s measured (+{o['warmup']} s warm-up); "
         "median (min–max)",
+        f"CPU calibration {m.get('calibration_start')} → {m.get('calibration_end')} M loop iterations/s "
+        f"(start → end); git {str(doc['code']['git_head'])[:12]}"
+        + (f" + {doc['code']['uncommitted_paths']} uncommitted paths" if doc["code"]["uncommitted_paths"] else ""),
         "",
     ]
     lines += [f"{label:<{width}}{value}" for label, value in rows]

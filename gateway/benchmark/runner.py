@@ -235,6 +235,7 @@ class Bench:
         started = time.time()
         doc: dict[str, Any] = {"schema_version": 1, "started_at": report.iso(started), "options": asdict(o)}
         doc |= report.environment()
+        doc["machine"]["calibration_start"] = report.calibrate()
         sqlite_url = f"sqlite:///{self.workdir / 'accept.db'}"
         pg = _pg_url()
         pg_schema = f"bench_{uuid.uuid4().hex[:10]}" if pg else None
@@ -254,6 +255,7 @@ class Bench:
                 finally:
                     asyncio.run(_drop_schema(pg, pg_schema))
             doc["profile"] = self.profile(sandbox, Path(o.profile_dir)) if o.profile_dir else None
+        doc["machine"]["calibration_end"] = report.calibrate()
         doc["elapsed_s"] = round(time.time() - started, 1)
         doc["targets"] = report.targets(doc)
         doc["background"] = report.background(doc)
