@@ -145,8 +145,7 @@ def render_table(results: list[dict[str, Any]]) -> str:
 def run_demo(people: Path, applications: Path, as_json: bool, config_path: Path | None = None) -> int:
     apps = json.loads(applications.read_text(encoding="utf-8"))
     config = load_config(config_path)
-    Path("var").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="demo-", dir="var") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:  # a fresh store, gone afterwards
         results, elapsed = asyncio.run(_run(config, Path(tmp).resolve(), people, apps))
     if as_json:
         print(json.dumps({"applications": results}, ensure_ascii=False, indent=1))

@@ -22,6 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Faults:
     error_rate: float = 0.0  # answer 503 without processing
     status: int = 503  # the status used by error_rate (e.g. 400 for a permanent fault)
+    error_body: str = ""  # the body used by error_rate (e.g. a business refusal inside HTTP 200)
     timeout_rate: float = 0.0  # never answer in time (sleep `timeout_seconds`)
     timeout_seconds: float = 30.0
     slow_seconds: float = 0.0  # added to every answer
@@ -67,6 +68,9 @@ def fault_middleware(faults_of: Callable[[], Faults], rng: random.Random, soap: 
         if rng.random() < f.timeout_rate:
             await asyncio.sleep(f.timeout_seconds)
         if rng.random() < f.error_rate:
+            if f.error_body:
+                kind = "text/xml" if f.error_body.lstrip().startswith("<") else "application/json"
+                return web.Response(status=f.status, text=f.error_body, content_type=kind)
             return web.Response(status=f.status, text="injected fault")
         if soap and rng.random() < f.soap_fault_rate:
             body = (

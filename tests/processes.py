@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 from tests.conftest import ROOT
 
@@ -45,12 +45,17 @@ def free_port() -> int:
 
 
 class Sandbox:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, faults: dict[str, Any] | None = None) -> None:
         self.base = free_port_block()
         self.hpf = workdir / "hpf"
+        extra = []
+        if faults:
+            path = workdir / "faults.json"
+            path.write_text(json.dumps(faults), encoding="utf-8")
+            extra = ["--faults", str(path)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "sandbox", "--port-base", str(self.base),
-             "--hpf-root", str(self.hpf), "--decision-delay", "0.05"],
+             "--hpf-root", str(self.hpf), "--decision-delay", "0.05", *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         assert self.proc.stdout is not None
@@ -62,6 +67,12 @@ class Sandbox:
     def cases(self, dept: str) -> dict[str, Any]:
         with urlopen(f"http://127.0.0.1:{self.port(dept)}/_sandbox/cases", timeout=5) as resp:
             return dict(json.loads(resp.read()))
+
+    def set_faults(self, dept: str, faults: dict[str, Any]) -> None:
+        request = Request(f"http://127.0.0.1:{self.port(dept)}/_sandbox/faults", data=json.dumps(faults).encode(),
+                          method="PUT", headers={"Content-Type": "application/json"})
+        with urlopen(request, timeout=5):
+            pass
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -104,6 +115,12 @@ class Gateway:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("gateway did not start")
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM, as an orchestrator stops a replica; the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -225,3 +225,12 @@ async def test_a_sqlite_reader_never_sees_a_write_that_is_still_in_progress(tmp_
                 seen.append(await store.get_application("X"))
                 raise RuntimeError("roll back")
         assert seen == [None] and await store.get_application("X") is None
+
+
+async def test_sqlite_refuses_to_run_without_wal_and_full_sync(tmp_path: Path) -> None:
+    from gateway.store.connectors import SqliteConnector, StoreError
+
+    connector = SqliteConnector(Path(":memory:"))  # an in-memory database cannot keep a WAL
+    with pytest.raises(StoreError, match="WAL"):
+        await connector.open()
+    await connector.close()
