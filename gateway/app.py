@@ -17,13 +17,25 @@ from adapters.context import AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
 from gateway.api.routes import add_routes
 from gateway.auth import auth_middleware
+from gateway.bindings import DepartmentBindings
 from gateway.breaker import Breakers, BreakerState
 from gateway.config import GatewayConfig
 from gateway.departments import close_departments, open_departments
 from gateway.dispatcher import Dispatcher
 from gateway.eligibility import Eligibility
 from gateway.intake import Intake
-from gateway.keys import ACCEPTANCE, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, SESSION, STORE
+from gateway.keys import (
+    ACCEPTANCE,
+    BINDINGS,
+    BREAKERS,
+    CONFIG,
+    DEPARTMENTS,
+    DISPATCHER,
+    INTAKE,
+    METRICS,
+    SESSION,
+    STORE,
+)
 from gateway.metrics import Metrics
 from gateway.problems import Problem, problem_response
 from gateway.store.sql import open_store
@@ -111,14 +123,19 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
             await store.open()
             app[STORE] = store
             try:
-                departments = await open_departments(config, AdapterContext(session, config.base_dir))
+                context = AdapterContext(session, config.base_dir)
+                departments = await open_departments(config, context)
                 app[DEPARTMENTS] = departments
+                bindings = DepartmentBindings(config, store, departments, context)
+                app[BINDINGS] = bindings
                 try:
+                    await bindings.load()  # runtime bindings from the store replace the file's
                     metrics = app[METRICS]
                     app[ACCEPTANCE] = Acceptance(config, store, Eligibility(departments, metrics), metrics, now)
                     app[INTAKE] = Intake(store, departments, metrics)
                     yield
                 finally:
+                    await bindings.close()
                     await close_departments(departments)
             finally:
                 await store.close()
@@ -134,6 +151,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
         tasks = [
             asyncio.create_task(app[INTAKE].collect_files(), name="result-files"),
             asyncio.create_task(_purge_idempotency_keys(app), name="idempotency-purge"),
+            asyncio.create_task(app[BINDINGS].watch(config.bindings_poll_seconds), name="bindings-watch"),
         ]
         log.info("gateway_started", owner=dispatcher.owner, departments=sorted(app[DEPARTMENTS]))
         yield

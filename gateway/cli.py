@@ -143,6 +143,7 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from gateway.benchmark.runner import add_arguments as add_bench_arguments
     from gateway.domain.retirement_age import Category
+    from gateway.probe import add_arguments as add_department_arguments
     from sandbox.people import DEFAULT_PEOPLE
 
     parser = argparse.ArgumentParser(prog="gateway", description="退休一件事一次办 integration gateway")
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="list: include replayed ones")
     p.add_argument("--config", type=Path)
     p.set_defaults(fn=_dlq)
+
+    p = sub.add_parser("departments", help="department bindings: list, test CODE (probe + pre-check query), reset CODE")
+    add_department_arguments(p, DEFAULT_PEOPLE)
 
     p = sub.add_parser("bench", help="throughput, latency and memory, each process apart (docs/benchmarks.md)")
     add_bench_arguments(p)

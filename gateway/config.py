@@ -91,6 +91,7 @@ class GatewayConfig:
     notify_workers: int = 4
     idempotency_key_ttl: float = 7 * 24 * 3600.0
     admin_token: str | None = None
+    bindings_poll_seconds: float = 5.0  # how soon a replica follows a binding changed on another
     auth: AuthSettings = field(default_factory=AuthSettings)
     # Key for person tokens in logs (GATEWAY_LOG_TOKEN_KEY). Without it a random key per
     # process: tokens then link lines of one process run only.
@@ -252,6 +253,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             idempotency_key_ttl=float(data.get("idempotency", {}).get("key_ttl_seconds", 7 * 24 * 3600)),
             # The admin token is a secret: only ever from the environment, never from a file in git.
             admin_token=os.environ.get(str(data.get("admin", {}).get("token_env", "GATEWAY_ADMIN_TOKEN"))) or None,
+            bindings_poll_seconds=float(data.get("admin", {}).get("bindings_poll_seconds", 5.0)),
             notify_retry=_retry(data.get("notify", {}).get("retry", {}), f"{path}: [notify.retry]"),
             notify=_notify(data.get("notify", {})),
             departments=departments,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,20 +39,36 @@ class DepartmentRuntime:
         return [a for a in self.adapters.values() if isinstance(a, ResultSource)]
 
 
+async def open_department(dept: DepartmentConfig, context: AdapterContext) -> DepartmentRuntime:
+    """Create and open one department's adapters; if one fails to open, close the others."""
+    adapters = {
+        name: create_adapter(ep.adapter, f"{dept.code}.{name}", ep.settings, context)
+        for name, ep in dept.endpoints.items()
+    }
+    results = await asyncio.gather(*(a.open() for a in adapters.values()), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        await close_adapters(adapters.values())
+        raise failed[0]
+    return DepartmentRuntime(dept, adapters)
+
+
 async def open_departments(config: GatewayConfig, context: AdapterContext) -> dict[str, DepartmentRuntime]:
-    """Create and open every endpoint's adapter (a SOAP adapter loads its WSDL here, once)."""
-    runtimes: dict[str, DepartmentRuntime] = {}
-    for code, dept in config.departments.items():
-        adapters = {
-            name: create_adapter(ep.adapter, f"{code}.{name}", ep.settings, context)
-            for name, ep in dept.endpoints.items()
-        }
-        runtimes[code] = DepartmentRuntime(dept, adapters)
-    await asyncio.gather(*(a.open() for r in runtimes.values() for a in r.adapters.values()))
-    return runtimes
+    """Every configured department, opened (a SOAP adapter loads its WSDL here, once)."""
+    codes = list(config.departments)
+    opened = await asyncio.gather(
+        *(open_department(config.departments[c], context) for c in codes), return_exceptions=True
+    )
+    failed = [r for r in opened if isinstance(r, BaseException)]
+    if failed:
+        await close_departments({c: r for c, r in zip(codes, opened, strict=True) if isinstance(r, DepartmentRuntime)})
+        raise failed[0]
+    return {c: r for c, r in zip(codes, opened, strict=True) if isinstance(r, DepartmentRuntime)}
+
+
+async def close_adapters(adapters: Iterable[Adapter]) -> None:
+    await asyncio.gather(*(a.close() for a in adapters), return_exceptions=True)
 
 
 async def close_departments(runtimes: Mapping[str, DepartmentRuntime]) -> None:
-    await asyncio.gather(
-        *(a.close() for r in runtimes.values() for a in r.adapters.values()), return_exceptions=True
-    )
+    await close_adapters([a for r in runtimes.values() for a in r.adapters.values()])

@@ -70,6 +70,8 @@ class Eligibility:
         if runtime is None or not runtime.mapping.has("query"):
             log.error("precheck_department_not_configured", department=department.value)
             return prechecks.UNAVAILABLE
+        if runtime.disabled:  # an operator switched the binding off: its data cannot be verified now
+            return prechecks.UNAVAILABLE
         qid = query_id()
         started = time.perf_counter()
         outcome = "error"

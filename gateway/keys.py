@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.acceptance import Acceptance
+    from gateway.bindings import DepartmentBindings
     from gateway.breaker import Breakers
     from gateway.config import GatewayConfig
     from gateway.departments import DepartmentRuntime
@@ -26,3 +27,4 @@ ACCEPTANCE: web.AppKey[Acceptance] = web.AppKey("acceptance")
 INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 BREAKERS: web.AppKey[Breakers] = web.AppKey("breakers")
+BINDINGS: web.AppKey[DepartmentBindings] = web.AppKey("bindings")

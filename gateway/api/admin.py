@@ -1,9 +1,14 @@
-"""The admin API (separate bearer token): dead letters — list, inspect, replay."""
+"""The admin API (its own bearer token): dead letters — list, inspect, replay — and
+department bindings (gateway/api/admin_departments.py).
+
+Every change names its operator: ``X-Operator`` (1–64 of ``A-Za-z0-9_.@-``), recorded
+with the change; without it the actor is ``admin-api``."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 import structlog
@@ -28,6 +33,23 @@ def _authorize(request: web.Request) -> None:
             + (" (no admin token is configured)" if token is None else ""),
             headers={"WWW-Authenticate": 'Bearer realm="gateway-admin"'},
         )
+
+
+_OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def authorize(request: web.Request) -> str:
+    """Check the admin token; the operator making the change."""
+    _authorize(request)
+    operator = request.headers.get("X-Operator", "")
+    if operator and not _OPERATOR.match(operator):
+        raise Problem(400, "validation-error", "Invalid operator", "X-Operator: 1–64 of A-Za-z0-9_.@-",
+                      errors=[{"pointer": "header:X-Operator", "detail": "1–64 of A-Za-z0-9_.@-"}])
+    return operator or "admin-api"
+
+
+def admin_json(body: Any, status: int = 200) -> web.Response:
+    return _json(body, status)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -60,16 +82,19 @@ async def show_dead_letter(request: web.Request) -> web.Response:
 
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
-    _authorize(request)
+    actor = authorize(request)
     job_id = _job_id(request)
     if not await request.app[STORE].replay_dead_letter(job_id):
         raise Problem(404, "dead-letter-not-found", "No such dead letter",
                       "no dead letter with this job id waiting for a replay")
-    log.info("dead_letter_replayed", job=job_id, actor="admin-api")
+    log.info("dead_letter_replayed", job=job_id, actor=actor)
     return _json({"job_id": job_id, "replayed": True}, 202)
 
 
 def add_admin_routes(app: web.Application) -> None:
+    from gateway.api.admin_departments import add_department_routes
+
+    add_department_routes(app)
     app.router.add_get("/admin/v1/dead-letters", list_dead_letters)
     app.router.add_get("/admin/v1/dead-letters/{job_id}", show_dead_letter)
     app.router.add_post("/admin/v1/dead-letters/{job_id}/replay", replay_dead_letter)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.mapping import ItemResult
 from gateway.status import FINAL_STATUSES, ApplicationStatus, ItemStatus
+from gateway.store.bindings import Bindings
 from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, SqliteConnector, StoreError, Tx
 from gateway.store.deadletters import DeadLetters
 from gateway.store.jobs import JobQueue, insert_job
@@ -35,7 +36,7 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqlStore(JobQueue, DeadLetters, RequestKeys):
+class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings):
     def __init__(self, connector: Connector, sealer: Sealer | None = None) -> None:
         self.connector = connector
         self.sealer = sealer or Sealer()
