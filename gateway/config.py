@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.auth import METHODS, AuthSettings, parse_keys
+from gateway.domain.retirement_age import EarlyRetirementAges
 from gateway.mapping import DepartmentMapping, MappingError, load_mapping
 from gateway.store.sealing import Sealer, sealer_from_environment
 
@@ -76,6 +77,8 @@ class GatewayConfig:
     public_base_url: str = "http://127.0.0.1:8080"
     database_url: str = "sqlite:///var/gateway.db"
     allow_any_submitted_at: bool = False
+    # [policy.early_retirement]: special-type/illness ages, information only (docs/eligibility.md).
+    early_retirement: EarlyRetirementAges = field(default_factory=EarlyRetirementAges)
     max_body_bytes: int = 20 * 1024 * 1024
     workers: int = 16
     lease_seconds: float = 30.0
@@ -138,6 +141,16 @@ def _notify(data: dict[str, Any]) -> NotifySettings:
         signing_key=next(iter(key.items()), None),
         timeout=float(data.get("timeout", 10.0)),
     )
+
+
+def _early_retirement(policy: Any, where: str) -> EarlyRetirementAges:
+    table = policy.get("early_retirement", {}) if isinstance(policy, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    try:
+        return EarlyRetirementAges.from_settings(table)
+    except ValueError as exc:  # the message starts with the key
+        raise ConfigError(f"{where} {exc}") from exc
 
 
 def _number(data: dict[str, Any], key: str, default: float, where: str) -> float:
@@ -241,6 +254,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             sealer=sealer,
             database_url=db,
             allow_any_submitted_at=bool(data.get("policy", {}).get("allow_any_submitted_at", False)),
+            early_retirement=_early_retirement(data.get("policy", {}), f"{path}: [policy.early_retirement]"),
             max_body_bytes=int(server.get("max_body_bytes", 20 * 1024 * 1024)),
             workers=int(dispatcher.get("workers", 16)),
             lease_seconds=float(dispatcher.get("lease_seconds", 30.0)),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
 from gateway.domain.retirement_age import (
     Age,
+    AgeDelay,
     Category,
     EarlyRetirementAges,
     YearMonth,
     category_for,
+    early_retirement_age,
     hunan_medical_min_province_years,
     min_contribution_months,
     retirement_policy,
@@ -195,6 +198,90 @@ def test_early_retirement_ages_default_to_pre_reform_values_and_are_configurable
     assert ages.age_for("special_work_type", "female") == Age(45)
     assert ages.age_for("illness", "male") == Age(50)
     assert ages.age_for("illness", "female") == Age(45)
+    assert ages.delayed is False
     assert EarlyRetirementAges(special_work_type_male=Age(55, 4)).age_for("special_work_type", "male") == Age(55, 4)
     with pytest.raises(ValueError):
         ages.age_for("flexible", "male")
+
+
+# The municipal reply's schedule (retirement-age.md): special type men 55→58 by 1 month per 4 birth
+# months, women 45→50 by 1 month per 2, from the birth month reaching the base age in 2025-01.
+DELAYED_SPECIAL = [
+    ("male", "1969-12", (55, 0), "2024-12", False),  # reached 55 before 2025: not delayed
+    ("male", "1970-01", (55, 1), "2025-02", True),
+    ("male", "1970-04", (55, 1), "2025-05", True),
+    ("male", "1970-05", (55, 2), "2025-07", True),
+    ("male", "1981-08", (57, 11), "2039-07", True),
+    ("male", "1981-09", (58, 0), "2039-09", True),  # the cap, 36 months
+    ("male", "1990-01", (58, 0), "2048-01", True),
+    ("female", "1979-12", (45, 0), "2024-12", False),
+    ("female", "1980-01", (45, 1), "2025-02", True),
+    ("female", "1980-02", (45, 1), "2025-03", True),
+    ("female", "1980-03", (45, 2), "2025-05", True),
+    ("female", "1989-10", (49, 11), "2039-09", True),
+    ("female", "1989-11", (50, 0), "2039-11", True),  # the cap, 60 months
+]
+
+
+@pytest.mark.parametrize(("gender", "birth", "age", "month", "delayed"), DELAYED_SPECIAL)
+def test_delayed_special_type_age_follows_the_municipal_reply_schedule(
+    gender: str, birth: str, age: tuple[int, int], month: str, delayed: bool
+) -> None:
+    got = early_retirement_age(YearMonth.parse(birth), gender, "special_work_type", EarlyRetirementAges(delayed=True))
+    assert (got.age, str(got.month), got.delayed) == (Age(*age), month, delayed)
+    assert got.to_json() == {"reason": "special_work_type", "age": {"years": age[0], "months": age[1]},
+                             "month": month, "delayed": delayed}
+
+
+@pytest.mark.parametrize(("gender", "birth"), [("male", "1981-09"), ("female", "1989-11")])
+def test_delay_is_off_by_default_and_never_touches_illness_ages(gender: str, birth: str) -> None:
+    ym = YearMonth.parse(birth)
+    base = {"male": Age(55), "female": Age(45)}[gender]
+    assert early_retirement_age(ym, gender, "special_work_type").age == base
+    illness = {"male": Age(50), "female": Age(45)}[gender]
+    assert early_retirement_age(ym, gender, "illness", EarlyRetirementAges(delayed=True)).age == illness
+
+
+def test_a_delayed_age_needs_the_birth_month() -> None:
+    with pytest.raises(ValueError, match="birth month"):
+        EarlyRetirementAges(delayed=True).age_for("special_work_type", "male")
+
+
+SETTINGS_OK = [
+    ({}, EarlyRetirementAges()),
+    ({"special_work_type_male": 56}, EarlyRetirementAges(special_work_type_male=Age(56))),
+    ({"illness_female": {"years": 45, "months": 6}}, EarlyRetirementAges(illness_female=Age(45, 6))),
+    ({"delayed": True}, EarlyRetirementAges(delayed=True)),
+    (
+        {"delayed": True, "delay": {"illness_male": {"step": 2, "max_months": 12}}},
+        EarlyRetirementAges(delayed=True, delays={"illness_male": AgeDelay(2, 12)}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), SETTINGS_OK)
+def test_settings_table_builds_the_ages(data: dict[str, Any], expected: EarlyRetirementAges) -> None:
+    assert EarlyRetirementAges.from_settings(data) == expected
+
+
+SETTINGS_BAD = [
+    ({"special_work_type_man": 55}, "special_work_type_man"),
+    ({"illness_male": "50"}, "illness_male"),
+    ({"illness_male": True}, "illness_male"),
+    ({"illness_male": 120}, "illness_male"),
+    ({"illness_male": {"years": 50, "months": 12}}, "illness_male"),
+    ({"illness_male": {"years": 50, "days": 3}}, "illness_male"),
+    ({"delayed": "yes"}, "delayed"),
+    ({"delay": 4}, "delay"),
+    ({"delay": {"illness_men": {"step": 1, "max_months": 1}}}, "delay.illness_men"),
+    ({"delay": {"illness_male": {"step": 0, "max_months": 1}}}, "delay.illness_male"),
+    ({"delay": {"illness_male": {"step": 2}}}, "delay.illness_male"),
+    ({"delay": {"illness_male": {"step": 2, "max_months": -1}}}, "delay.illness_male"),
+]
+
+
+@pytest.mark.parametrize(("data", "key"), SETTINGS_BAD, ids=[k for _, k in SETTINGS_BAD])
+def test_a_bad_setting_is_refused_naming_its_key(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError) as info:
+        EarlyRetirementAges.from_settings(data)
+    assert str(info.value).startswith(f"{key}:"), info.value

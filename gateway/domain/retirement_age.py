@@ -13,19 +13,25 @@ shared/docs/retirement-age.md):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "EARLY_AGE_NAMES",
+    "MUNICIPAL_REPLY_DELAYS",
     "Age",
+    "AgeDelay",
     "Category",
+    "EarlyRetirementAge",
     "EarlyRetirementAges",
     "FlexibleBound",
     "RetirementPolicy",
     "YearMonth",
     "category_for",
+    "early_retirement_age",
     "hunan_medical_min_province_years",
     "min_contribution_months",
     "retirement_policy",
@@ -241,6 +247,38 @@ def hunan_medical_min_province_years(year: int) -> int:
     return min(max(10 + (year - 2023), 10), 15)
 
 
+# The reform's first delayed retirement month: an age reached from 2025-01 on is delayed.
+REFORM_FROM = YearMonth(2025, 1)
+
+EARLY_REASONS = ("special_work_type", "illness")  # the early reasons with a configured age
+EARLY_AGE_NAMES = ("special_work_type_male", "special_work_type_female", "illness_male", "illness_female")
+
+
+@dataclass(frozen=True, slots=True)
+class AgeDelay:
+    """An early-retirement age delayed by birth month like the statutory age: +1 month of age
+    per ``step`` birth months, at most ``max_months``, from the first birth month whose base
+    age is reached in 2025-01 (the reform's rule for the statutory ages, retirement-age.md)."""
+
+    step: int
+    max_months: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 1:
+            raise ValueError("step must be a whole number of birth months ≥ 1")
+        if isinstance(self.max_months, bool) or not isinstance(self.max_months, int) or self.max_months < 0:
+            raise ValueError("max_months must be a whole number ≥ 0")
+
+
+# retirement-age.md, "Special type of work and illness": one municipal reply says special-type
+# ages are delayed the same way as the statutory ones: men 55→58 by 1 month per 4 birth months,
+# women 45→50 by 1 month per 2. Not national text: off unless ``delayed`` is set.
+MUNICIPAL_REPLY_DELAYS: dict[str, AgeDelay] = {
+    "special_work_type_male": AgeDelay(step=4, max_months=36),
+    "special_work_type_female": AgeDelay(step=2, max_months=60),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class EarlyRetirementAges:
     """Ages for special-type-of-work and illness early retirement (configuration).
@@ -248,23 +286,123 @@ class EarlyRetirementAges:
     Defaults are the pre-reform values (国发〔1978〕104号 as restated in
     retirement-age.md): special type of work men 55 / women 45, illness men 50 /
     women 45. How the reform moves them was not found in national text, so they
-    are configuration; the HR system's approval decides, and the pre-checks only
-    report them (E01/E02 check the filing and the appraisal, not the age).
+    are configuration (``[policy.early_retirement]``); the HR system's approval
+    decides, and the pre-checks only report them (E01/E02 check the filing and the
+    appraisal, not the age): a younger applicant gets a warning, never a refusal.
+
+    ``delayed`` switches on ``delays`` (by default the schedule of one municipal
+    reply, for the special-type ages only); an age without a delay entry is fixed.
     """
 
-    special_work_type_male: Age = field(default_factory=lambda: Age(55))
-    special_work_type_female: Age = field(default_factory=lambda: Age(45))
-    illness_male: Age = field(default_factory=lambda: Age(50))
-    illness_female: Age = field(default_factory=lambda: Age(45))
+    special_work_type_male: Age = Age(55)
+    special_work_type_female: Age = Age(45)
+    illness_male: Age = Age(50)
+    illness_female: Age = Age(45)
+    delayed: bool = False
+    delays: dict[str, AgeDelay] = field(default_factory=lambda: dict(MUNICIPAL_REPLY_DELAYS))
 
-    def age_for(self, reason: str, gender: str) -> Age:
-        """The configured age for ``reason`` (``special_work_type`` or ``illness``) and gender."""
-        male = _gender_is_male(gender)
-        if reason == "special_work_type":
-            return self.special_work_type_male if male else self.special_work_type_female
-        if reason == "illness":
-            return self.illness_male if male else self.illness_female
+    def __post_init__(self) -> None:
+        for name in EARLY_AGE_NAMES:
+            if not isinstance(getattr(self, name), Age):
+                raise ValueError(f"{name}: must be an Age")
+        if unknown := sorted(set(self.delays) - set(EARLY_AGE_NAMES)):
+            raise ValueError(f"delay: unknown age(s) {', '.join(unknown)}; known: {', '.join(EARLY_AGE_NAMES)}")
+        if not all(isinstance(d, AgeDelay) for d in self.delays.values()):
+            raise ValueError("delay: every entry must be an AgeDelay")
+
+    def age_for(self, reason: str, gender: str, birth: YearMonth | None = None) -> Age:
+        """The configured age for ``reason`` (``special_work_type`` or ``illness``) and gender.
+
+        With ``delayed`` on, an age that has a delay entry depends on the birth month,
+        which is then required.
+        """
+        name = _early_age_name(reason, gender)
+        base: Age = getattr(self, name)
+        delay = self.delays.get(name) if self.delayed else None
+        if delay is None:
+            return base
+        if birth is None:
+            raise ValueError(f"{name} is delayed by birth month: the birth month is required")
+        first = REFORM_FROM.plus_months(-base.total_months)  # the birth month reaching the base age in 2025-01
+        k = first.months_until(birth)
+        extra = 0 if k < 0 else min(k // delay.step + 1, delay.max_months)
+        return Age.from_months(base.total_months + extra)
+
+    @classmethod
+    def from_settings(cls, data: Mapping[str, Any]) -> EarlyRetirementAges:
+        """Build from the ``[policy.early_retirement]`` table; a ValueError names the key.
+
+        Ages are whole years (``55``) or ``{years = 55, months = 4}``; ``delayed`` is a
+        boolean; ``[policy.early_retirement.delay]`` maps an age name to
+        ``{step = 4, max_months = 36}`` and replaces the municipal-reply default.
+        """
+        if unknown := sorted(set(data) - {*EARLY_AGE_NAMES, "delayed", "delay"}):
+            raise ValueError(f"{unknown[0]}: unknown setting (known: {', '.join(EARLY_AGE_NAMES)}, delayed, delay)")
+        ages = {name: _setting_age(data[name], name) for name in EARLY_AGE_NAMES if name in data}
+        delayed = data.get("delayed", False)
+        if not isinstance(delayed, bool):
+            raise ValueError("delayed: must be true or false")
+        delays = dict(MUNICIPAL_REPLY_DELAYS)
+        if "delay" in data:
+            table = data["delay"]
+            if not isinstance(table, Mapping):
+                raise ValueError("delay: must be a table of age name = {step, max_months}")
+            delays = {}
+            for name, entry in table.items():
+                where = f"delay.{name}"
+                if name not in EARLY_AGE_NAMES:
+                    raise ValueError(f"{where}: unknown age (known: {', '.join(EARLY_AGE_NAMES)})")
+                if not isinstance(entry, Mapping) or set(entry) != {"step", "max_months"}:
+                    raise ValueError(f"{where}: must be {{step = N, max_months = M}}")
+                try:
+                    delays[name] = AgeDelay(entry["step"], entry["max_months"])
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+        return cls(**ages, delayed=delayed, delays=delays)
+
+
+def _setting_age(value: Any, name: str) -> Age:
+    if isinstance(value, int) and not isinstance(value, bool):
+        years, months = value, 0
+    elif isinstance(value, Mapping) and set(value) <= {"years", "months"} and "years" in value:
+        years, months = value["years"], value.get("months", 0)
+    else:
+        raise ValueError(f"{name}: must be whole years (55) or {{years = 55, months = 4}}")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (years, months)):
+        raise ValueError(f"{name}: years and months must be whole numbers")
+    if not 16 <= years <= 70 or not 0 <= months <= 11:
+        raise ValueError(f"{name}: years must be 16..70 and months 0..11")
+    return Age(years, months)
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyRetirementAge:
+    """The configured special-type or illness age for one person, and the month it is reached."""
+
+    reason: str
+    age: Age
+    month: YearMonth
+    delayed: bool  # True when a birth-month delay applied (``age`` above the base age)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "age": self.age.to_json(), "month": str(self.month), "delayed": self.delayed}
+
+
+def early_retirement_age(
+    birth: YearMonth, gender: str, reason: str, ages: EarlyRetirementAges | None = None
+) -> EarlyRetirementAge:
+    """The configured early-retirement age for a birth month, gender and reason (information only:
+    the HR system's approval decides; retirement-age.md, "Special type of work and illness")."""
+    ages = ages if ages is not None else EarlyRetirementAges()
+    age = ages.age_for(reason, gender, birth)
+    base: Age = getattr(ages, _early_age_name(reason, gender))
+    return EarlyRetirementAge(reason, age, birth.plus_months(age.total_months), age != base)
+
+
+def _early_age_name(reason: str, gender: str) -> str:
+    if reason not in EARLY_REASONS:
         raise ValueError(f"no configured early-retirement age for reason {reason!r}")
+    return f"{reason}_{'male' if _gender_is_male(gender) else 'female'}"
 
 
 def _gender_is_male(gender: str) -> bool:
