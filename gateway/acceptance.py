@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from gateway.audit import AuditTrail, AuditUnavailable
 from gateway.config import GatewayConfig
 from gateway.domain import materials as materials_rules
 from gateway.domain import prechecks
@@ -29,6 +30,7 @@ from gateway.metrics import Metrics
 from gateway.notify import callback_url_problem
 from gateway.problems import Problem, validation_problem
 from gateway.status import ItemStatus
+from gateway.store.connectors import is_store_error
 from gateway.store.models import NewApplication, NewItem
 from gateway.store.sql import SqlStore
 from gateway.validation import fingerprint, schema_errors, semantic_errors, submitted_date
@@ -59,12 +61,14 @@ class Acceptance:
         eligibility: Eligibility,
         metrics: Metrics,
         clock: Callable[[], datetime],
+        trail: AuditTrail,
     ) -> None:
         self._config = config
         self._store = store
         self._eligibility = eligibility
         self._metrics = metrics
         self._clock = clock
+        self._trail = trail
 
     def _validate(self, body: Any) -> None:
         errors = schema_errors(body)
@@ -155,6 +159,7 @@ class Acceptance:
             if replay is not None:
                 return replay
         self._validate(body)
+        self._writable()
         evaluation = await self._eligibility.evaluate(body, submitted_date(body))
         if not evaluation.accepted:
             self._metrics.applications.labels("refused").inc()
@@ -174,6 +179,7 @@ class Acceptance:
             "status": "accepted",
             "materials": [_material_json(m) for m in specs],
         }
+        plan = self._plan(body["application_no"], evaluation)
         new = NewApplication(
             application_no=body["application_no"],
             fingerprint=fingerprint(body),
@@ -181,11 +187,23 @@ class Acceptance:
             request=body,
             response=response,
             callback_url=body.get("callback_url"),
-            items=self._plan(body["application_no"], evaluation),
+            items=plan,
             idempotency_key=idempotency_key,
+            audit=self._trail.make(
+                "gateway", "application_accepted", "202", body["application_no"],
+                initiating_item=body["initiating_item"],
+                items=[i.item for i in plan if i.status == ItemStatus.PLANNED],
+            ),
         )
         started = time.perf_counter()
-        created = await self._store.create_application(new)
+        try:
+            created = await self._store.create_application(new)
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
+            log.error("application_not_stored", application_no=new.application_no, error=type(exc).__name__)
+            raise Problem(503, "store-unavailable", "Not accepted now", "the application could not be stored;"
+                          " nothing was accepted: send it again later", headers={"Retry-After": "5"}) from exc
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         if not created:  # another request with this number won the race: answer as a resubmission
             replay = await self._replay(body)
@@ -204,6 +222,14 @@ class Acceptance:
             items=[i.item for i in new.items if i.status == ItemStatus.PLANNED],
         )
         return Answer(202, response)
+
+    def _writable(self) -> None:
+        """Nothing is accepted that the audit trail could not record."""
+        try:
+            self._trail.check_writable()
+        except AuditUnavailable as exc:
+            raise Problem(503, "audit-unavailable", "Not accepted now", "the audit trail cannot be written;"
+                          " nothing was accepted: send it again later", headers={"Retry-After": "5"}) from exc
 
     async def _replay(self, body: dict[str, Any]) -> Answer | None:
         stored = await self._store.get_application(body["application_no"])

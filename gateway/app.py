@@ -16,6 +16,7 @@ from aiohttp import web
 from adapters.context import AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
 from gateway.api.routes import add_routes
+from gateway.audit import AuditTrail, AuditUnavailable, request_detail
 from gateway.auth import auth_middleware
 from gateway.bindings import DepartmentBindings
 from gateway.breaker import Breakers, BreakerState
@@ -26,6 +27,7 @@ from gateway.eligibility import Eligibility
 from gateway.intake import Intake
 from gateway.keys import (
     ACCEPTANCE,
+    AUDIT,
     BINDINGS,
     BREAKERS,
     CONFIG,
@@ -38,12 +40,23 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.problems import Problem, problem_response
-from gateway.store.sql import open_store
+from gateway.store.sql import store_for
 
 log = structlog.get_logger("gateway.http")
 # Problem types for aiohttp's own refusals, the same names the handlers use.
 _HTTP_KINDS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_AUDITED = ("/api/", "/admin/")  # operations endpoints (health, metrics) are not audited
+
+
+def _actor(request: web.Request, status: int) -> str:
+    """Who made the request, as far as the gateway knows (never a secret)."""
+    if request.path.startswith("/admin/"):
+        return "admin:" + (request.headers.get("X-Operator", "") or "admin-api")[:64]
+    key = request.headers.get("X-App-Key", "")[:64]
+    if status == 401 or not key:
+        return "unauthenticated" if status == 401 else "anonymous"
+    return ("department:" if request.path.startswith("/api/v1/callbacks/") else "platform:") + key
 
 
 @web.middleware
@@ -60,6 +73,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = await handler(request)
         except Problem as problem:
             response = problem_response(problem, request.path)
+        except AuditUnavailable:
+            response = problem_response(
+                Problem(503, "audit-unavailable", "Not now", "the audit trail cannot be written; try again later",
+                        headers={"Retry-After": "5"}), request.path,
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -78,6 +96,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        if request.path.startswith(_AUDITED) and AUDIT in request.app:
+            request.app[AUDIT].record(
+                _actor(request, status), "inbound_request", str(status),
+                application_no=request.match_info.get("application_no", ""),
+                **request_detail(route, request.method, status, request_id),
+            )
         metrics = request.app[METRICS]
         metrics.requests.labels(route, request.method, str(status)).inc()
         metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
@@ -119,7 +143,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
         session = new_client_session()
         app[SESSION] = session
         try:
-            store = open_store(config.database_url, config.base_dir, config.sealer)
+            store = store_for(config)
             await store.open()
             app[STORE] = store
             try:
@@ -131,8 +155,10 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
                 try:
                     await bindings.load()  # runtime bindings from the store replace the file's
                     metrics = app[METRICS]
-                    app[ACCEPTANCE] = Acceptance(config, store, Eligibility(departments, metrics), metrics, now)
-                    app[INTAKE] = Intake(store, departments, metrics)
+                    trail = app[AUDIT] = AuditTrail(store)
+                    eligibility = Eligibility(departments, metrics, trail)
+                    app[ACCEPTANCE] = Acceptance(config, store, eligibility, metrics, now, trail)
+                    app[INTAKE] = Intake(store, departments, metrics, trail)
                     yield
                 finally:
                     await bindings.close()
@@ -144,10 +170,12 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(
-            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], app[BREAKERS]
+            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], app[BREAKERS],
+            app[AUDIT],
         )
         app[DISPATCHER] = dispatcher
         dispatcher.start()
+        audit = asyncio.create_task(app[AUDIT].run(), name="audit-trail")
         tasks = [
             asyncio.create_task(app[INTAKE].collect_files(), name="result-files"),
             asyncio.create_task(_purge_idempotency_keys(app), name="idempotency-purge"),
@@ -161,6 +189,9 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        audit.cancel()  # last: it writes what the others recorded on their way out
+        with contextlib.suppress(asyncio.CancelledError):
+            await audit
         log.info("gateway_stopped")
 
     app.cleanup_ctx.append(resources)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from gateway.config import ConfigError, load_config
@@ -101,12 +102,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _dlq(args: argparse.Namespace) -> int:
     """Work on the dead-letter queue straight in the store (the gateway may be running)."""
-    from gateway.store.sql import open_store
+    from gateway.store.audit import AuditRecord
+    from gateway.store.sql import store_for
 
     config = load_config(args.config)
 
     async def run() -> int:
-        store = open_store(config.database_url, config.base_dir, config.sealer)
+        store = store_for(config)
         await store.open()
         try:
             if args.action == "list":
@@ -126,6 +128,8 @@ def _dlq(args: argparse.Namespace) -> int:
             if not await store.replay_dead_letter(args.job_id):
                 print(f"error: no dead letter with job id {args.job_id} waiting for a replay", file=sys.stderr)
                 return 1
+            await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "replayed",
+                                                  detail={"action": "replay_dead_letter", "job": args.job_id})])
             print(json.dumps({"job_id": args.job_id, "replayed": True}))
             return 0
         finally:
@@ -142,6 +146,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from gateway.benchmark.runner import add_arguments as add_bench_arguments
+    from gateway.cli_audit import add_arguments as add_audit_arguments
     from gateway.domain.retirement_age import Category
     from gateway.probe import add_arguments as add_department_arguments
     from sandbox.people import DEFAULT_PEOPLE
@@ -186,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="list: include replayed ones")
     p.add_argument("--config", type=Path)
     p.set_defaults(fn=_dlq)
+
+    p = sub.add_parser("audit", help="audit trail: verify the chain, print its head, show an application's records")
+    add_audit_arguments(p)
 
     p = sub.add_parser("departments", help="department bindings: list, test CODE (probe + pre-check query), reset CODE")
     add_department_arguments(p, DEFAULT_PEOPLE)

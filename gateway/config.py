@@ -103,6 +103,8 @@ class GatewayConfig:
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
     # Encryption at rest (GATEWAY_STORE_KEYS / GATEWAY_STORE_KEY_ID); off without keys.
     sealer: Sealer = field(default_factory=Sealer, repr=False)
+    # Key for the audit chain's HMAC-SM3 (GATEWAY_AUDIT_KEY); without it the chain is plain SM3.
+    audit_key: bytes | None = field(default=None, repr=False)
     departments: dict[str, DepartmentConfig] = field(default_factory=dict)
 
     def with_endpoint(self, department: str, endpoint: str, **settings: Any) -> GatewayConfig:
@@ -252,6 +254,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             port=port,
             public_base_url=public.rstrip("/"),
             sealer=sealer,
+            audit_key=(os.environ.get("GATEWAY_AUDIT_KEY") or "").encode() or None,
             database_url=db,
             allow_any_submitted_at=bool(data.get("policy", {}).get("allow_any_submitted_at", False)),
             early_retirement=_early_retirement(data.get("policy", {}), f"{path}: [policy.early_retirement]"),

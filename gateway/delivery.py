@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from adapters.base import OutboundMessage, PermanentError, Reply, TransientError, UnknownOutcome
+from gateway.audit import AuditTrail
 from gateway.breaker import BreakerOpen, Breakers
 from gateway.config import GatewayConfig
 from gateway.departments import DepartmentRuntime
@@ -57,8 +58,10 @@ class Delivery:
         intake: Intake,
         metrics: Metrics,
         breakers: Breakers,
+        trail: AuditTrail,
         stopping: Callable[[], bool],
     ) -> None:
+        self._trail = trail
         self._config = config
         self._store = store
         self._departments = departments
@@ -221,7 +224,11 @@ class Delivery:
             if job.attempts + n > 1:
                 self._metrics.retries.labels(runtime.code, operation).inc()
             detail = getattr(error, "detail", None) if error else None
-            await self._store.record_attempt(job, "ok" if error is None else type(error).__name__, detail)
+            outcome = "ok" if error is None else type(error).__name__
+            self._trail.record("gateway", "department_call", outcome, job.application_no,
+                               delivery_id_for(job.application_no, job.item), department=runtime.code,
+                               operation=operation, attempt=job.attempts + n)
+            await self._store.record_attempt(job, outcome, detail)
             if error is not None:
                 log.warning("department_call_failed", department=runtime.code, operation=operation,
                             attempt=job.attempts + n, error=type(error).__name__, detail=detail)

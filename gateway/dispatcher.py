@@ -33,6 +33,7 @@ import aiohttp
 import structlog
 
 from adapters.base import AdapterError
+from gateway.audit import AuditTrail
 from gateway.breaker import BreakerOpen, Breakers
 from gateway.config import GatewayConfig
 from gateway.delivery import Delivery, DepartmentUnavailable, ShuttingDown
@@ -59,6 +60,7 @@ class Dispatcher:
         metrics: Metrics,
         session: aiohttp.ClientSession,
         breakers: Breakers,
+        trail: AuditTrail,
     ) -> None:
         self._config = config
         self._store = store
@@ -70,8 +72,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self.last_pass = time.monotonic()  # /readyz: the loop is alive
-        self._delivery = Delivery(config, store, departments, intake, metrics, breakers, self._stopping.is_set)
-        self._notifier = Notifier(config, store, session)
+        self._delivery = Delivery(config, store, departments, intake, metrics, breakers, trail, self._stopping.is_set)
+        self._notifier = Notifier(config, store, session, trail)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="dispatcher")

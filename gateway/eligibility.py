@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from adapters.base import AdapterError
+from gateway.audit import AuditTrail
 from gateway.departments import DepartmentRuntime
 from gateway.domain import prechecks
 from gateway.domain.items import Department, EarlyReason, Item
@@ -51,9 +52,10 @@ def precheck_request(body: Mapping[str, Any], today: date) -> prechecks.Request:
 
 
 class Eligibility:
-    def __init__(self, departments: Mapping[str, DepartmentRuntime], metrics: Metrics) -> None:
+    def __init__(self, departments: Mapping[str, DepartmentRuntime], metrics: Metrics, trail: AuditTrail) -> None:
         self._departments = departments
         self._metrics = metrics
+        self._trail = trail
 
     async def evaluate(self, body: Mapping[str, Any], today: date) -> prechecks.Evaluation:
         req = precheck_request(body, today)
@@ -94,4 +96,7 @@ class Eligibility:
             log.exception("precheck_query_crashed", department=department.value)
             return prechecks.UNAVAILABLE
         finally:
-            self._metrics.department_call(department.value, "query", outcome, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.department_call(department.value, "query", outcome, seconds)
+            self._trail.record("gateway", "department_query", outcome, str(body.get("application_no", "")),
+                               qid, department=department.value, seconds=round(seconds, 4))

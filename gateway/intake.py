@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from gateway.audit import AuditTrail
 from gateway.departments import DepartmentRuntime
 from gateway.domain.items import Item, department_of
 from gateway.mapping import ItemResult, ReplyError
@@ -42,33 +43,42 @@ def record_transitions(transitions: list[Transition], metrics: Metrics) -> None:
 
 
 class Intake:
-    def __init__(self, store: SqlStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics) -> None:
+    def __init__(
+        self, store: SqlStore, departments: Mapping[str, DepartmentRuntime], metrics: Metrics, trail: AuditTrail
+    ) -> None:
         self._store = store
         self._departments = departments
         self._metrics = metrics
+        self._trail = trail
 
     async def apply(self, department: str, result: ItemResult, raw: Any, channel: str) -> IntakeOutcome:
         """Apply one department's result to the item it names, if that item is the
         department's own: one department can never decide another's item."""
         if not result.delivery_id:
-            return self._count(department, channel, IntakeOutcome.MALFORMED)
+            return self._count(department, channel, IntakeOutcome.MALFORMED, result)
         found = await self._store.find_delivery(result.delivery_id)
         if found is None:
             log.warning("result_for_unknown_delivery", department=department, channel=channel)
-            return self._count(department, channel, IntakeOutcome.UNKNOWN_DELIVERY)
+            return self._count(department, channel, IntakeOutcome.UNKNOWN_DELIVERY, result)
         application_no, item, owner = found
         if owner != department:
             log.warning("result_for_another_department", department=department, channel=channel, owner=owner)
-            return self._count(department, channel, IntakeOutcome.WRONG_DEPARTMENT)
+            return self._count(department, channel, IntakeOutcome.WRONG_DEPARTMENT, result)
         if not result.known:
             log.warning("unknown_result_code", department=department, code=result.raw_code, delivery=result.delivery_id)
         raw_text = None if raw is None else json.dumps(raw, ensure_ascii=False, default=str)
         transitions = await self._store.apply_result(application_no, item, result, raw_text)
         record_transitions(transitions, self._metrics)
-        return self._count(department, channel, IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE)
+        outcome = IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE
+        return self._count(department, channel, outcome, result, application_no)
 
-    def _count(self, department: str, channel: str, outcome: IntakeOutcome) -> IntakeOutcome:
+    def _count(
+        self, department: str, channel: str, outcome: IntakeOutcome, result: ItemResult, application_no: str = ""
+    ) -> IntakeOutcome:
         self._metrics.results.labels(department, channel, outcome).inc()
+        self._trail.record(f"department:{department}", "department_result", outcome, application_no,
+                           result.delivery_id or "", channel=channel, status=result.status.value,
+                           code=result.raw_code or "")
         return outcome
 
     async def accept(self, department: str, body: Any, channel: str, delivery_id: str | None = None) -> IntakeOutcome:
@@ -78,7 +88,10 @@ class Intake:
             result = runtime.mapping.read_result(body)
         except ReplyError as exc:
             log.warning("malformed_result", department=department, channel=channel, detail=str(exc))
-            return self._count(department, channel, IntakeOutcome.MALFORMED)
+            self._metrics.results.labels(department, channel, IntakeOutcome.MALFORMED).inc()
+            self._trail.record(f"department:{department}", "department_result", IntakeOutcome.MALFORMED,
+                               delivery_id=delivery_id or "", channel=channel)
+            return IntakeOutcome.MALFORMED
         if result.delivery_id is None and delivery_id:
             result = replace(result, delivery_id=delivery_id)
         return await self.apply(department, result, body, channel)
@@ -87,14 +100,15 @@ class Intake:
         """Pick up result files forever; each is archived once applied (or set aside if bad)."""
         while True:
             try:
-                await self._collect_once()
+                await self.collect_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad pass must not stop result pickup for good
                 log.exception("result_pickup_failed")
             await asyncio.sleep(interval)
 
-    async def _collect_once(self) -> None:
+    async def collect_once(self) -> None:
+        """One pickup pass over every result source."""
         for code, runtime in list(self._departments.items()):
             for source in runtime.result_sources():
                 async for raw in source.results():

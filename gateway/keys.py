@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.acceptance import Acceptance
+    from gateway.audit import AuditTrail
     from gateway.bindings import DepartmentBindings
     from gateway.breaker import Breakers
     from gateway.config import GatewayConfig
@@ -28,3 +29,4 @@ INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 BREAKERS: web.AppKey[Breakers] = web.AppKey("breakers")
 BINDINGS: web.AppKey[DepartmentBindings] = web.AppKey("bindings")
+AUDIT: web.AppKey[AuditTrail] = web.AppKey("audit")

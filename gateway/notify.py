@@ -18,6 +18,7 @@ import structlog
 
 from adapters.base import AdapterError
 from adapters.httperrors import classify_exception, classify_status
+from gateway.audit import AuditTrail
 from gateway.auth import sign
 from gateway.config import GatewayConfig, NotifySettings
 from gateway.retry import call_with_retry
@@ -53,10 +54,13 @@ def callback_url_problem(url: str, settings: NotifySettings) -> str | None:
 
 
 class Notifier:
-    def __init__(self, config: GatewayConfig, store: SqlStore, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, config: GatewayConfig, store: SqlStore, session: aiohttp.ClientSession, trail: AuditTrail
+    ) -> None:
         self._config = config
         self._store = store
         self._session = session
+        self._trail = trail
 
     async def run(self, job: Job) -> None:
         stored = await self._store.get_application(job.application_no)
@@ -94,7 +98,10 @@ class Notifier:
 
         async def on_attempt(n: int, error: BaseException | None) -> None:
             detail = error.detail if isinstance(error, AdapterError) else None
-            await self._store.record_attempt(job, "ok" if error is None else type(error).__name__, detail)
+            outcome = "ok" if error is None else type(error).__name__
+            self._trail.record("gateway", "platform_notification", outcome, job.application_no,
+                               version=sent_version, attempt=job.attempts + n)
+            await self._store.record_attempt(job, outcome, detail)
             if error is not None:
                 log.warning("platform_callback_failed", attempt=job.attempts + n, detail=detail)
 

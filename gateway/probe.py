@@ -25,12 +25,13 @@ from gateway.config import GatewayConfig, load_config
 from gateway.departments import DepartmentRuntime, close_departments, open_departments
 from gateway.logs import mask_text
 from gateway.messages import build_context, query_id
-from gateway.store.sql import open_store
+from gateway.store.audit import AuditRecord
+from gateway.store.sql import store_for
 
 
 async def _with_departments(config: GatewayConfig, work: Any) -> Any:
     """Run ``work(bindings)`` with the departments as the running gateway sees them."""
-    store = open_store(config.database_url, config.base_dir, config.sealer)
+    store = store_for(config)
     await store.open()
     try:
         async with aiohttp.ClientSession() as session:
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if args.action == "reset":
             await store.save_binding(args.code, "remove", "active", None, "cli")
+            await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "applied",
+                                                  detail={"action": "remove_binding", "department": args.code})])
             print(json.dumps({"department": args.code, "binding": "configuration file"}))
             return 0
         report = await probe(departments[args.code], _person(args.people, args.code, args.id_number))

@@ -437,6 +437,7 @@ async def test_a_result_applied_but_not_archived_before_a_crash_is_archived_afte
     """The real intake and an embedded store: pass 1 applies the file and "crashes" before
     acknowledging it; a new adapter (the restarted process) finds it again, the store sees
     a duplicate, and the file is archived."""
+    from gateway.audit import AuditTrail
     from gateway.config import load_config
     from gateway.departments import DepartmentRuntime
     from gateway.intake import Intake, IntakeOutcome
@@ -457,13 +458,13 @@ async def test_a_result_applied_but_not_archived_before_a_crash_is_archived_afte
 
         before_crash = await opened(tmp_path, context)
         [raw] = [r async for r in before_crash.results()]
-        intake = Intake(store, {"hpf": DepartmentRuntime(hpf, {"files": before_crash})}, metrics)
+        intake = Intake(store, {"hpf": DepartmentRuntime(hpf, {"files": before_crash})}, metrics, AuditTrail(store))
         assert await intake.accept("hpf", raw.body, "file", raw.delivery_id) is IntakeOutcome.APPLIED
         await before_crash.close()  # ... and the process dies before acknowledge()
 
         after_restart = await opened(tmp_path, context)
-        intake = Intake(store, {"hpf": DepartmentRuntime(hpf, {"files": after_restart})}, metrics)
-        await intake._collect_once()  # one pickup pass, as collect_files() runs forever
+        intake = Intake(store, {"hpf": DepartmentRuntime(hpf, {"files": after_restart})}, metrics, AuditTrail(store))
+        await intake.collect_once()  # one pickup pass, as collect_files() runs forever
 
         assert list((tmp_path / "out").iterdir()) == []
         assert [p.name for p in (tmp_path / "arc").iterdir()] == [f"{delivery}.result.xml"]

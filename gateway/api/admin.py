@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.keys import CONFIG, METRICS, STORE
+from gateway.keys import AUDIT, CONFIG, METRICS, STORE
 from gateway.problems import Problem
 
 log = structlog.get_logger("gateway.admin")
@@ -39,8 +39,11 @@ _OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 def authorize(request: web.Request) -> str:
-    """Check the admin token; the operator making the change."""
+    """Check the admin token; the operator making the change. A change is refused while the
+    audit trail cannot record it."""
     _authorize(request)
+    if request.method != "GET":
+        request.app[AUDIT].check_writable()
     operator = request.headers.get("X-Operator", "")
     if operator and not _OPERATOR.match(operator):
         raise Problem(400, "validation-error", "Invalid operator", "X-Operator: 1–64 of A-Za-z0-9_.@-",
@@ -88,6 +91,8 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise Problem(404, "dead-letter-not-found", "No such dead letter",
                       "no dead letter with this job id waiting for a replay")
     log.info("dead_letter_replayed", job=job_id, actor=actor)
+    await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "replayed", action="replay_dead_letter",
+                                       job=job_id)
     return _json({"job_id": job_id, "replayed": True}, 202)
 
 

@@ -8,7 +8,7 @@ from gateway.api.admin import admin_json, authorize
 from gateway.api.body import read_json
 from gateway.bindings import BindingError
 from gateway.config import ConfigError
-from gateway.keys import BINDINGS, DEPARTMENTS
+from gateway.keys import AUDIT, BINDINGS, DEPARTMENTS
 from gateway.problems import Problem
 
 
@@ -18,6 +18,12 @@ def _code(request: web.Request) -> str:
         raise Problem(404, "unknown-department", "Unknown department", "no department with this code",
                       errors=[{"pointer": "path:department", "detail": "is not a department of this gateway"}])
     return code
+
+
+async def _audit(request: web.Request, actor: str, action: str, code: str, view: dict[str, object]) -> None:
+    """Admin actions are on record before they are answered."""
+    await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "applied", action=action, department=code,
+                                       version=view.get("version"))
 
 
 def _refused(exc: Exception) -> Problem:
@@ -48,27 +54,40 @@ async def put_department(request: web.Request) -> web.Response:
     code = _code(request)
     payload = await read_json(request)
     try:
-        return admin_json(await request.app[BINDINGS].register(code, payload, actor))
+        view = await request.app[BINDINGS].register(code, payload, actor)
     except (BindingError, ConfigError) as exc:
+        await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "refused", action="register_binding",
+                                           department=code)
         raise _refused(exc) from exc
+    await _audit(request, actor, "register_binding", code, view)
+    return admin_json(view)
 
 
 async def disable_department(request: web.Request) -> web.Response:
     actor = authorize(request)
-    return admin_json(await request.app[BINDINGS].set_disabled(_configured(request), True, actor))
+    code = _configured(request)
+    view = await request.app[BINDINGS].set_disabled(code, True, actor)
+    await _audit(request, actor, "disable_department", code, view)
+    return admin_json(view)
 
 
 async def enable_department(request: web.Request) -> web.Response:
     actor = authorize(request)
-    return admin_json(await request.app[BINDINGS].set_disabled(_configured(request), False, actor))
+    code = _configured(request)
+    view = await request.app[BINDINGS].set_disabled(code, False, actor)
+    await _audit(request, actor, "enable_department", code, view)
+    return admin_json(view)
 
 
 async def remove_binding(request: web.Request) -> web.Response:
     actor = authorize(request)
+    code = _code(request)
     try:
-        return admin_json(await request.app[BINDINGS].remove(_code(request), actor))
+        view = await request.app[BINDINGS].remove(code, actor)
     except (BindingError, ConfigError) as exc:
         raise _refused(exc) from exc
+    await _audit(request, actor, "remove_binding", code, view)
+    return admin_json(view)
 
 
 async def department_history(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from gateway.api.admin import add_admin_routes
 from gateway.api.body import read_json
 from gateway.domain.retirement_age import Category, parse_birth_month, retirement_policy
 from gateway.intake import IntakeOutcome
-from gateway.keys import ACCEPTANCE, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, STORE
+from gateway.keys import ACCEPTANCE, AUDIT, BREAKERS, CONFIG, DEPARTMENTS, DISPATCHER, INTAKE, METRICS, STORE
 from gateway.problems import Problem
 from gateway.views import application_view
 
@@ -97,6 +97,8 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(503, "not-ready", "Not ready", f"store unreachable: {type(exc).__name__}") from exc
     if not migrated:
         raise Problem(503, "not-ready", "Not ready", "store schema is not at the version this gateway needs")
+    if not request.app[AUDIT].healthy:
+        raise Problem(503, "not-ready", "Not ready", "the audit trail cannot be written: applications are refused")
     dispatcher = request.app[DISPATCHER]
     if not dispatcher.alive:
         raise Problem(503, "not-ready", "Not ready", "the dispatcher is not running: accepted items would not be sent")

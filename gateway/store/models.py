@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.store.audit import AuditRecord
 
 
 class JobKind(StrEnum):
@@ -50,6 +53,8 @@ class NewApplication:
     items: Sequence[NewItem]
     # The inbound Idempotency-Key record finished in the same transaction (None: no key).
     idempotency_key: str | None = None
+    # The audit record of the acceptance, written in the same transaction.
+    audit: AuditRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

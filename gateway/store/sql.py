@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.mapping import ItemResult
 from gateway.status import FINAL_STATUSES, ApplicationStatus, ItemStatus
+from gateway.store.audit import AuditLog
 from gateway.store.bindings import Bindings
 from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, SqliteConnector, StoreError, Tx
 from gateway.store.deadletters import DeadLetters
@@ -25,6 +26,9 @@ from gateway.store.jobs import JobQueue, insert_job
 from gateway.store.keys import RequestKeys
 from gateway.store.models import JobKind, JobState, NewApplication, StoredApplication, Transition
 from gateway.store.sealing import Sealer
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 _RANK = {ItemStatus.PLANNED: 0, ItemStatus.DISPATCHED: 1, ItemStatus.ACCEPTED: 2}
 _FINAL_SQL = "(" + ",".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
@@ -36,10 +40,11 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings):
-    def __init__(self, connector: Connector, sealer: Sealer | None = None) -> None:
+class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
+    def __init__(self, connector: Connector, sealer: Sealer | None = None, audit_key: bytes | None = None) -> None:
         self.connector = connector
         self.sealer = sealer or Sealer()
+        self.audit_key = audit_key  # HMAC-SM3 for the audit chain; plain SM3 without it
 
     @property
     def dialect(self) -> str:
@@ -85,6 +90,8 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings):
                 if it.status == ItemStatus.PLANNED:
                     state = JobState.WAITING if it.after_initiating else JobState.PENDING
                     await insert_job(tx, app.application_no, it.item, JobKind.SUBMIT, it.department, state, now)
+            if app.audit is not None:  # recorded with the acceptance, or not accepted at all
+                await self._append_audit(tx, [app.audit])
             if app.idempotency_key is not None:
                 await tx.execute(
                     "UPDATE idempotency_keys SET state = 'done', status = 202, response_json = ? WHERE key = ?",
@@ -293,16 +300,21 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings):
         return 0.0 if row is None or row["t"] is None else max(now - float(row["t"]), 0.0)
 
 
-def open_store(url: str, base_dir: Path, sealer: Sealer | None = None) -> SqlStore:
+def store_for(config: GatewayConfig) -> SqlStore:
+    """The store a gateway configuration names, with its sealing and audit keys."""
+    return open_store(config.database_url, config.base_dir, config.sealer, config.audit_key)
+
+
+def open_store(url: str, base_dir: Path, sealer: Sealer | None = None, audit_key: bytes | None = None) -> SqlStore:
     """``sqlite:///relative/or/absolute/path`` or ``postgresql://…``."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
-        return SqlStore(SqliteConnector(path if path.is_absolute() else base_dir / path), sealer)
+        return SqlStore(SqliteConnector(path if path.is_absolute() else base_dir / path), sealer, audit_key)
     if url.startswith(("postgresql://", "postgres://")):
         # An optional ?schema=NAME keeps several deployments (or test runs) in one database.
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         schema = query.pop("schema", None)
         dsn = urlunsplit(parts._replace(query=urlencode(query)))
-        return SqlStore(PostgresConnector(dsn, schema=schema), sealer)
+        return SqlStore(PostgresConnector(dsn, schema=schema), sealer, audit_key)
     raise StoreError(f"unsupported store URL scheme {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://")
