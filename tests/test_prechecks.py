@@ -28,7 +28,7 @@ from gateway.domain.prechecks import (
     evaluate,
     planned_check_keys,
 )
-from gateway.domain.retirement_age import YearMonth
+from gateway.domain.retirement_age import Age, AgeDelay, EarlyRetirementAges, YearMonth
 
 TODAY = date(2026, 12, 3)
 NORMAL, EARLY, RESIDENT = Item.RETIRE_NORMAL, Item.RETIRE_EARLY, Item.RESIDENT_PENSION
@@ -227,7 +227,7 @@ PASS_EDGES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("P03", {**S_NORMAL, "birth": date(1966, 7, 31)}, {}),  # 60y5m reached in 2026-12, this month
     ("P03E", {**S_SPECIAL, "birth": date(1966, 8, 1)}, {}),  # statutory month 2027-01, still ahead
     ("P12", S_NORMAL, {"hrss": {"contribution_months": 180}}),
-    ("P12", S_SPECIAL, {"hrss": {"contribution_months": 186}}),  # 1969-08 reaches 61y2m in 2030: 15y6m
+    ("P12", S_SPECIAL, {"hrss": {"contribution_months": 180}}),  # special type: the application's year, 2026
     ("E03", S_SPECIAL, {"hrss": {"publicity_working_days": 5}}),
     ("M05", S_NORMAL, {"nhsa": {"employee_accounts": 1}}),
     ("M07", S_NORMAL, {"nhsa": {"contribution_months": 360, "province_contribution_months": 156}}),
@@ -243,10 +243,59 @@ def test_value_at_the_threshold_passes(key: str, scenario: dict[str, Any], chang
 
 
 def test_p12_minimum_rises_with_the_reform_year() -> None:
-    # Male 1969-08 reaches his statutory age in 2030: 185 months is under 15y6m.
-    ev = run(S_SPECIAL, hrss={"contribution_months": 185})
+    # Male 1969-08 reaches his statutory age (61y2m) in 2030-10: the 2030 minimum is 15y6m.
+    retiring_2030 = {**S_NORMAL, "birth": date(1969, 8, 8), "today": date(2030, 11, 5)}
+    ev = run(retiring_2030, hrss={"contribution_months": 185})
     assert failing(ev) == {"P12"}
-    assert "15年6个月" in ev.check("P12").reason
+    assert "2030年标准为15年6个月" in ev.check("P12").reason
+    assert run(retiring_2030, hrss={"contribution_months": 186}).check("P12").result is Outcome.pass_
+
+
+# Male 1970-01: statutory 61y4m reached in 2031-05 (minimum 16y = 192 months); flexible from 2030-01.
+_B1970 = date(1970, 1, 5)
+REFERENCE_YEARS: list[tuple[str, dict[str, Any], int, int]] = [
+    # (case, scenario, reference year, its minimum in months)
+    ("normal: year the statutory age is reached", {**S_NORMAL, "birth": _B1970, "today": date(2031, 6, 1)}, 2031, 192),
+    ("flexible: year of the requested month", {**S_FLEXIBLE, "birth": _B1970, "requested": YearMonth(2030, 6)},
+     2030, 186),
+    ("special type: the application's year", {**S_SPECIAL, "birth": _B1970}, 2026, 180),
+    ("illness: the application's year", {**S_ILLNESS, "birth": _B1970}, 2026, 180),
+    ("special type in 2030", {**S_SPECIAL, "birth": _B1970, "today": date(2030, 3, 1)}, 2030, 186),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "year", "minimum"), [c[1:] for c in REFERENCE_YEARS], ids=[c[0] for c in REFERENCE_YEARS]
+)
+def test_p12_reference_year_follows_the_year_of_retirement(scenario: dict[str, Any], year: int, minimum: int) -> None:
+    """Annex 4 goes by the year of retirement: special type/illness retire when approved, i.e. now."""
+    at = run(scenario, hrss={"contribution_months": minimum})
+    below = run(scenario, hrss={"contribution_months": minimum - 1})
+    assert at.check("P12").result is Outcome.pass_
+    assert below.check("P12").result is Outcome.fail and failing(below) == {"P12"}
+    assert f"{year}年标准" in below.check("P12").reason
+
+
+GAP_EDGES: list[tuple[str, dict[str, Any], int, bool, tuple[Outcome, Outcome]]] = [
+    # (gaps check, scenario, months, gaps, (years check, gaps check))
+    ("P13", S_NORMAL, 180, True, (Outcome.pass_, Outcome.not_applicable)),  # exactly the minimum: gaps ignored
+    ("P13", S_NORMAL, 179, True, (Outcome.fail, Outcome.fail)),
+    ("P13", S_NORMAL, 179, False, (Outcome.fail, Outcome.pass_)),
+    ("P13", {**S_FLEXIBLE, "birth": _B1970, "requested": YearMonth(2030, 6)}, 186, True,
+     (Outcome.pass_, Outcome.not_applicable)),  # the 2030 minimum, 15y6m
+    ("P13", {**S_FLEXIBLE, "birth": _B1970, "requested": YearMonth(2030, 6)}, 185, True, (Outcome.fail, Outcome.fail)),
+    ("R10", S_RESIDENT, 180, True, (Outcome.pass_, Outcome.not_applicable)),
+    ("R10", S_RESIDENT, 179, True, (Outcome.fail, Outcome.fail)),
+]
+
+
+@pytest.mark.parametrize(("key", "scenario", "months", "gaps", "expected"), GAP_EDGES)
+def test_gaps_are_judged_only_under_the_minimum_and_ignored_exactly_at_it(
+    key: str, scenario: dict[str, Any], months: int, gaps: bool, expected: tuple[Outcome, Outcome]
+) -> None:
+    years_key = {"P13": "P12", "R10": "R09"}[key]
+    ev = run(scenario, hrss={"contribution_months": months, "gaps": gaps})
+    assert (ev.check(years_key).result, ev.check(key).result) == expected
 
 
 def test_m07_in_province_years_follow_the_year_of_handling() -> None:
@@ -297,14 +346,22 @@ def test_e04_accepts_months_from_flexible_earliest_up_to_the_statutory_month(
     assert run({**S_FLEXIBLE, "requested": requested}).check("E04").result is result
 
 
-def test_flexible_p12_uses_the_year_of_the_requested_month() -> None:
-    # Male 1970-01: statutory 61y4m in 2031-05 (minimum 16y); flexible from 2030-01 (2030: 15y6m).
-    person = {"birth": date(1970, 1, 5), "hrss": {"contribution_months": 186}}
-    hrss = person["hrss"]
-    flexible = run({**S_FLEXIBLE, "birth": person["birth"], "requested": YearMonth(2030, 6)}, hrss=hrss)
-    special = run({**S_SPECIAL, "birth": person["birth"]}, hrss=hrss)
-    assert flexible.check("P12").result is Outcome.pass_
-    assert special.check("P12").result is Outcome.fail
+def test_e04_refuses_a_requested_month_before_the_submission_month() -> None:
+    # Male 1967-01, window 2027-01 … 2027-07; submitted in 2027-03: 2027-02 lies in the window but is past.
+    march = {**S_FLEXIBLE, "today": date(2027, 3, 10)}
+    past = run({**march, "requested": YearMonth(2027, 2)})
+    assert failing(past) == {"E04"} and not past.accepted
+    assert "早于提交申请的月份2027-03" in past.check("E04").reason
+    assert run({**march, "requested": YearMonth(2027, 3)}).check("E04").result is Outcome.pass_  # this month
+    assert run({**march, "requested": None}).check("E04").result is Outcome.pass_  # default: next month
+
+
+def test_e04_fails_when_the_statutory_month_is_before_2025() -> None:
+    # Male 1964-12: statutory 60y in 2024-12, no flexible window; asking in 2024-06 (P03E passes).
+    ev = run({**S_FLEXIBLE, "birth": date(1964, 12, 1), "today": date(2024, 6, 3)})
+    assert failing(ev) == {"E04"}
+    assert "早于2025年1月" in ev.check("E04").reason
+    assert ev.check("P03E").result is Outcome.pass_
 
 
 def test_flexible_uses_e04_instead_of_e01_to_e03() -> None:
@@ -364,7 +421,61 @@ def test_each_check_reports_its_item_and_department() -> None:
         "result": "pass",
         "code": "P01_PASS",
         "reason": ev.check("P01").reason,
+        "source": "seed §八(一)1 第1项",
+        "query": "hrss: pension_scheme",
     }
+
+
+# (initiating, reason, key, what its source must name): the seed numbers rows per list.
+SOURCES: list[tuple[Item, EarlyReason | None, str, tuple[str, ...]]] = [
+    (NORMAL, None, "P12", ("seed §八(一)1 第12项", "附件4")),
+    (EARLY, SPECIAL, "P12", ("seed §八(二)1 第15项", "附件4")),
+    (NORMAL, None, "P03", ("seed §八(一)1 第3项", "渐进式延迟法定退休年龄")),
+    (EARLY, ILLNESS, "P03E", ("seed §八(二)1 第6项", "渐进式延迟法定退休年龄")),
+    (EARLY, SPECIAL, "E01", ("seed §八(二)1 第2项",)),
+    (EARLY, ILLNESS, "E02", ("seed §八(二)1 第3项",)),
+    (EARLY, SPECIAL, "E03", ("seed §八(二)1 第4项",)),
+    (EARLY, FLEXIBLE, "E04", ("人社部发〔2024〕94号",)),
+    (NORMAL, None, "J02", ("seed §八(一)1 第15项",)),
+    (RESIDENT, None, "J02", ("seed §八(三)1 第11项",)),
+    (NORMAL, None, "M07", ("seed §八(一)1 第22项", "湖南省职工基本医疗保险实施办法")),
+    (NORMAL, None, "H01", ("seed §八(一)1 第23项",)),
+    (EARLY, SPECIAL, "H03", ("seed §八(二)1 第21项",)),
+    (RESIDENT, None, "H02", ("seed §八(三)1 第13项",)),
+    (NORMAL, None, "F03", ("seed §八(一)1 第28项",)),
+    (EARLY, ILLNESS, "F01", ("seed §八(二)1 第22项",)),
+    (RESIDENT, None, "R10", ("seed §八(三)1 第10项",)),
+]
+
+
+@pytest.mark.parametrize(("initiating", "reason", "key", "names"), SOURCES, ids=[f"{s[0]}-{s[2]}" for s in SOURCES])
+def test_each_check_names_its_seed_row_or_law(
+    initiating: Item, reason: EarlyReason | None, key: str, names: tuple[str, ...]
+) -> None:
+    allowed = {NORMAL: ALL_NORMAL, EARLY: ALL_EARLY, RESIDENT: ALL_RESIDENT}[initiating]
+    optional = tuple(i for i in allowed if i not in (CARD_APPLY, CARD_ACTIVATE))
+    birth = date(1969, 8, 8) if initiating is EARLY else date(1960, 5, 15)
+    source = evaluate(request(initiating, reason, optional, birth=birth), answers()).check(key).source
+    assert all(name in source for name in names), source
+
+
+@pytest.mark.parametrize(
+    ("initiating", "reason", "optional"),
+    [
+        (NORMAL, None, ALL_NORMAL),
+        (EARLY, SPECIAL, ALL_EARLY),
+        (EARLY, FLEXIBLE, ALL_EARLY),
+        (RESIDENT, None, ALL_RESIDENT),
+    ],
+)
+def test_every_check_carries_a_source_and_the_query_of_its_department(
+    initiating: Item, reason: EarlyReason | None, optional: tuple[Item, ...]
+) -> None:
+    birth = date(1969, 8, 8) if initiating is EARLY else date(1960, 5, 15)
+    for c in evaluate(request(initiating, reason, optional, birth=birth), answers()).checks:
+        assert c.source and (c.source.startswith("seed §八") or c.key == "E04"), c
+        assert c.query.startswith(f"{c.department}: "), c
+        assert {"source", "query"} <= set(c.to_json())
 
 
 # --- H01–H03 are alternatives --------------------------------------------------------------------------
@@ -500,8 +611,19 @@ def test_no_record_is_judged_as_an_empty_record(dept: str, scenario: dict[str, A
 )
 def test_identity_not_verified_refuses_before_any_check(police: Any, refusal: str) -> None:
     ev = run(S_NORMAL, police=police)
-    assert (ev.accepted, ev.refusal_code, ev.checks) == (False, refusal, ())
+    assert (ev.accepted, ev.refusal_code, ev.checks_withheld) == (False, refusal, True)
+    [identity] = ev.checks  # the identity outcome alone: nothing else is judged or disclosed
+    outcome = Outcome.fail if refusal == "identity_not_verified" else Outcome.unverifiable
+    assert (identity.key, identity.department, identity.item) == ("ID", Department.POLICE, NORMAL)
+    assert identity.result is outcome
+    assert identity.code == ("ID_FAIL" if outcome is Outcome.fail else "ID_UNVERIFIABLE")
+    assert "不予披露" in identity.reason and identity.query == "police: identity_verified" and identity.source
     assert not any(d.included for d in ev.items)
+
+
+def test_verified_identity_is_not_an_entry_of_its_own() -> None:
+    ev = run(S_NORMAL)
+    assert not ev.checks_withheld and "ID" not in {c.key for c in ev.checks}
 
 
 # --- decisions -------------------------------------------------------------------------------------------
@@ -567,8 +689,8 @@ def test_card_items_need_their_precondition(
 # --- provident fund: centre and bank card --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("center", ["430100", None])
-def test_fund_centre_not_connected_drops_the_withdrawal_and_the_rest_proceeds(center: str | None) -> None:
+@pytest.mark.parametrize("center", ["430100", "431000"])
+def test_fund_centre_not_connected_drops_the_withdrawal_and_the_rest_proceeds(center: str) -> None:
     req = request(**{**S_NORMAL, "center": center})
     assert Department.HPF not in departments_needed(req)
     ev = evaluate(req, answers(hpf=UNAVAILABLE))
@@ -584,13 +706,41 @@ def test_fund_centre_not_connected_refuses_under_all_or_nothing() -> None:
     assert ev.refusal_code == "all_or_nothing"
 
 
+def test_withdrawal_without_a_declared_centre_is_an_invalid_request() -> None:
+    with pytest.raises(ValueError, match="provident_fund_center"):
+        request(**{**S_NORMAL, "center": None})
+    assert request(**{**S_RESIDENT, "center": None}).applicant.provident_fund_center is None  # no withdrawal: fine
+
+
+@pytest.mark.parametrize("all_or_nothing", [False, True])
+def test_the_hpf_records_own_centre_wins_over_the_declared_one(all_or_nothing: bool) -> None:
+    ev = run({**S_NORMAL, "all_or_nothing": all_or_nothing}, hpf={"center": "430100"})
+    assert {ev.check(k).result for k in ("F01", "F02", "F03")} == {Outcome.not_applicable}
+    assert "430100" in ev.check("F01").reason
+    if all_or_nothing:
+        assert ev.refusal_code == "all_or_nothing"
+    else:
+        assert ev.accepted and decision(ev, FUND) == (False, "HPF_CENTER_NOT_CONNECTED")
+        assert "430100" in next(d.reason for d in ev.items if d.item is FUND)
+
+
+@pytest.mark.parametrize(("center", "expected"), [("430000", (True, "CHOSEN")), (None, (True, "CHOSEN")),
+                                                  (430000, (False, "PRECHECK_UNVERIFIABLE"))])
+def test_a_record_centre_that_agrees_or_is_absent_keeps_the_declared_one(
+    center: Any, expected: tuple[bool, str]
+) -> None:
+    ev = run(S_NORMAL, hpf={"center": center})
+    assert decision(ev, FUND) == expected
+
+
 @pytest.mark.parametrize(
     ("card", "edited", "cards", "expected"),
     [
         (OWN_CARD, True, [OWN_CARD], (True, "CHOSEN")),
         ("6222020000000000006", True, [OWN_CARD], (False, "BANK_CARD_NOT_OWNED")),
         (None, True, [OWN_CARD], (False, "BANK_CARD_NOT_OWNED")),
-        (OWN_CARD, True, None, (False, "BANK_CARD_NOT_OWNED")),
+        (OWN_CARD, True, [], (False, "BANK_CARD_NOT_OWNED")),  # the record lists no card at all
+        (OWN_CARD, True, None, (False, "PRECHECK_UNVERIFIABLE")),  # the record does not say: cannot verify
         ("6222020000000000006", False, [OWN_CARD], (True, "CHOSEN")),  # the system's own proposal
     ],
 )
@@ -600,6 +750,49 @@ def test_edited_bank_card_must_be_one_of_the_applicants_cards(
     ev = run({**S_NORMAL, "card": card, "edited": edited}, hpf={"bank_cards": cards})
     assert decision(ev, FUND) == expected
     assert ev.accepted
+
+
+_ABSENT = object()
+SSC, CLASS1, CLASS2 = "social_security_card", "class_1_savings", "class_2_savings"
+# (initiating scenario, hpf bank_cards, expected decision). Seed §八(一) row 19: social-security card
+# or class-I savings card; §八(二) row 20 (early retirement): class-I savings card only.
+CARD_TYPE_CASES: list[tuple[str, dict[str, Any], Any, tuple[bool, str]]] = [
+    ("normal, ss card", S_NORMAL, [{"number": OWN_CARD, "type": SSC}], (True, "CHOSEN")),
+    ("normal, class I", S_NORMAL, [{"number": OWN_CARD, "type": CLASS1}], (True, "CHOSEN")),
+    ("normal, class II", S_NORMAL, [{"number": OWN_CARD, "type": CLASS2}], (False, "BANK_CARD_TYPE_NOT_ALLOWED")),
+    ("early, ss card", S_SPECIAL, [{"number": OWN_CARD, "type": SSC}], (False, "BANK_CARD_TYPE_NOT_ALLOWED")),
+    ("early, class I", S_ILLNESS, [{"number": OWN_CARD, "type": CLASS1}], (True, "CHOSEN")),
+    ("early, type not stated", S_SPECIAL, [OWN_CARD], (True, "CHOSEN")),
+    ("normal, type null", S_NORMAL, [{"number": OWN_CARD, "type": None}], (True, "CHOSEN")),
+    ("normal, other card typed", S_NORMAL, [{"number": "6222020000000000006", "type": CLASS1}],
+     (False, "BANK_CARD_NOT_OWNED")),
+    ("number not a string", S_NORMAL, [{"number": 6222021234567890128}], (False, "PRECHECK_UNVERIFIABLE")),
+    ("not a list", S_NORMAL, OWN_CARD, (False, "PRECHECK_UNVERIFIABLE")),
+    ("field absent", S_NORMAL, _ABSENT, (False, "PRECHECK_UNVERIFIABLE")),
+]
+
+
+@pytest.mark.parametrize(("scenario", "cards", "expected"), [c[1:] for c in CARD_TYPE_CASES],
+                         ids=[c[0] for c in CARD_TYPE_CASES])
+def test_edited_card_must_be_of_the_type_the_seed_allows_when_the_record_says_the_type(
+    scenario: dict[str, Any], cards: Any, expected: tuple[bool, str]
+) -> None:
+    given = answers()
+    hpf = dict(given[Department.HPF])  # type: ignore[arg-type]
+    if cards is _ABSENT:
+        del hpf["bank_cards"]
+    else:
+        hpf["bank_cards"] = cards
+    given[Department.HPF] = hpf
+    ev = evaluate(request(**{**scenario, "card": OWN_CARD, "edited": True}), given)
+    assert ev.accepted
+    assert decision(ev, FUND) == expected
+    reason = next(d.reason for d in ev.items if d.item is FUND)
+    assert OWN_CARD not in reason
+    if expected[1] == "BANK_CARD_TYPE_NOT_ALLOWED":
+        assert ("社会保障卡" in reason) is (scenario["initiating"] is NORMAL) and "一类储蓄卡" in reason
+    if cards is _ABSENT:  # the department did not say: "could not verify", never "not the applicant's"
+        assert "未返回申请人的银行卡信息" in reason
 
 
 def test_luhn_failure_is_a_warning_only_and_does_not_echo_the_number() -> None:
@@ -743,3 +936,58 @@ def test_early_check_of_the_other_reason_is_not_applicable(scenario: dict[str, A
     assert (ev.check(na).result, ev.check(na).code) == (Outcome.not_applicable, f"{na}_NA")
     assert failing(ev) == ({"E01", "E02"} - {na})
     assert run(scenario, hrss=UNAVAILABLE).check(na).result is Outcome.not_applicable
+
+
+# --- special type of work / illness: the configured age informs, never refuses ---------------------
+
+DELAYED = EarlyRetirementAges(delayed=True)
+# (case, scenario, ages, warned). Today is 2026-12-03.
+EARLY_AGE_CASES: list[tuple[str, dict[str, Any], EarlyRetirementAges | None, bool]] = [
+    ("special man 55 reached", {**S_SPECIAL, "birth": date(1969, 8, 8)}, None, False),
+    ("special man not 55 yet", {**S_SPECIAL, "birth": date(1975, 3, 1)}, None, True),
+    ("illness man 50 reached", {**S_ILLNESS, "birth": date(1976, 11, 1)}, None, False),
+    ("illness man not 50 yet", {**S_ILLNESS, "birth": date(1977, 1, 1)}, None, True),
+    ("special woman 45 reached", {**S_SPECIAL, "gender": "female", "position": "worker", "birth": date(1981, 12, 3)},
+     None, False),
+    ("special woman not 45 yet", {**S_SPECIAL, "gender": "female", "position": "worker", "birth": date(1982, 1, 1)},
+     None, True),
+    # Man born 1971-09: 55 in 2026-09, but 55y6m (2027-03) with the municipal-reply delay (20 months after 1970-01).
+    ("delay on, not reached", {**S_SPECIAL, "birth": date(1971, 9, 1)}, DELAYED, True),
+    ("delay off, reached", {**S_SPECIAL, "birth": date(1971, 9, 1)}, EarlyRetirementAges(), False),
+    ("configured 56", {**S_SPECIAL, "birth": date(1971, 9, 1)}, EarlyRetirementAges(special_work_type_male=Age(56)),
+     True),
+]
+
+
+@pytest.mark.parametrize(("scenario", "ages", "warned"), [c[1:] for c in EARLY_AGE_CASES],
+                         ids=[c[0] for c in EARLY_AGE_CASES])
+def test_configured_early_age_gives_information_and_a_warning_never_a_refusal(
+    scenario: dict[str, Any], ages: EarlyRetirementAges | None, warned: bool
+) -> None:
+    ev = evaluate(request(**scenario), answers(), ages)
+    assert ev.accepted and failing(ev) == set()
+    notes = [w for w in ev.warnings if w.startswith("EARLY_RETIREMENT_AGE_NOT_REACHED")]
+    assert len(notes) == int(warned)
+    if warned:
+        assert "人社部门审批决定" in notes[0] and "不影响受理" in notes[0]
+    key = "E01" if scenario["reason"] is SPECIAL else "E02"
+    assert "提前退休参考年龄" in ev.check(key).reason and "以人社部门审批为准" in ev.check(key).reason
+
+
+def test_delayed_special_type_age_is_reported_in_the_check() -> None:
+    ev = evaluate(request(**{**S_SPECIAL, "birth": date(1971, 9, 1)}), answers(), DELAYED)
+    assert "55岁6个月，2027-03达到" in ev.check("E01").reason
+
+
+def test_early_age_warning_still_comes_when_hrss_cannot_be_asked() -> None:
+    ev = evaluate(request(**{**S_SPECIAL, "birth": date(1975, 3, 1)}), answers(hrss=UNAVAILABLE))
+    assert not ev.accepted  # hrss decides the initiating item
+    assert any(w.startswith("EARLY_RETIREMENT_AGE_NOT_REACHED") for w in ev.warnings)
+
+
+@pytest.mark.parametrize("scenario", [S_NORMAL, S_FLEXIBLE, S_RESIDENT])
+def test_no_early_age_information_without_special_type_or_illness(scenario: dict[str, Any]) -> None:
+    ev = evaluate(request(**{**scenario, "birth": date(1990, 1, 1), "today": date(2026, 12, 3)}), answers(),
+                  EarlyRetirementAges(special_work_type_male=Age(70), illness_male=Age(70), delayed=True,
+                                      delays={"illness_male": AgeDelay(1, 60)}))
+    assert not any(w.startswith("EARLY_RETIREMENT_AGE") for w in ev.warnings)

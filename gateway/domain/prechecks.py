@@ -8,6 +8,10 @@ A department answer is a record (facts), ``None`` ("no record": judged as an
 empty record — flags false, counts 0), or ``UNAVAILABLE`` (timeout, outage,
 malformed reply: every check of that department is ``unverifiable``, never
 ``pass`` or ``fail``). A fact of the wrong type makes its check unverifiable.
+
+Every check result carries its ``source`` (the seed row, or the national text for
+ages and years: gateway/domain/sources.py) and the department ``query`` (the facts)
+it needs.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ from gateway.domain.items import (
     Mode,
 )
 from gateway.domain.retirement_age import (
+    EarlyRetirementAge,
+    EarlyRetirementAges,
     RetirementPolicy,
     YearMonth,
     category_for,
+    early_retirement_age,
     hunan_medical_min_province_years,
     min_contribution_months,
     retirement_policy,
 )
+from gateway.domain.sources import IDENTITY_SOURCE, check_source
 
 __all__ = [
     "UNAVAILABLE",
@@ -110,6 +118,9 @@ class Request:
         _validate_combination(self.initiating, self.early_reason, self.optional_items)
         if self.initiating in _EMPLOYEE:
             category_for(self.applicant.gender, self.applicant.position)  # raises for a woman without position
+        if Item.PROVIDENT_FUND_WITHDRAWAL in self.optional_items and not self.applicant.provident_fund_center:
+            # The schema refuses this with a 400 on /applicant/provident_fund_center.
+            raise ValueError("provident_fund_withdrawal needs the applicant's provident_fund_center")
 
     @property
     def flexible(self) -> bool:
@@ -143,6 +154,8 @@ class CheckResult:
     result: Outcome
     code: str
     reason: str  # Chinese, for the applicant
+    source: str = ""  # the seed row, or the national/provincial text (sources.py)
+    query: str = ""  # the department query and the facts the check reads
 
     def to_json(self) -> dict[str, str]:
         return {
@@ -152,6 +165,8 @@ class CheckResult:
             "result": str(self.result),
             "code": self.code,
             "reason": self.reason,
+            "source": self.source,
+            "query": self.query,
         }
 
 
@@ -165,6 +180,7 @@ class ReasonCode(StrEnum):
     PRECHECK_UNVERIFIABLE = "PRECHECK_UNVERIFIABLE"
     HPF_CENTER_NOT_CONNECTED = "HPF_CENTER_NOT_CONNECTED"
     BANK_CARD_NOT_OWNED = "BANK_CARD_NOT_OWNED"
+    BANK_CARD_TYPE_NOT_ALLOWED = "BANK_CARD_TYPE_NOT_ALLOWED"
     EMPLOYEE_RETIREMENT = "EMPLOYEE_RETIREMENT"
     RECEIVING_BENEFITS = "RECEIVING_BENEFITS"
     NOT_RECEIVING_BENEFITS = "NOT_RECEIVING_BENEFITS"
@@ -209,6 +225,11 @@ class Evaluation:
     def included_items(self) -> tuple[Item, ...]:
         return tuple(d.item for d in self.items if d.included)
 
+    @property
+    def checks_withheld(self) -> bool:
+        """True when identity was not verified: only the ``ID`` entry is reported, nothing else is judged."""
+        return self.refusal_code in _IDENTITY_REFUSALS
+
     def check(self, key: str) -> CheckResult:
         return next(c for c in self.checks if c.key == key)
 
@@ -224,6 +245,7 @@ class Evaluation:
         return {
             "accepted": self.accepted,
             "refusal_code": self.refusal_code,
+            "checks_withheld": self.checks_withheld,
             "checks": [c.to_json() for c in self.checks],
             "items": [d.to_json() for d in self.items],
             "warnings": list(self.warnings),
@@ -278,6 +300,7 @@ class _Facts:
 class _Context:
     req: Request
     employee_policy: RetirementPolicy | None  # None for resident pension
+    early_age: EarlyRetirementAge | None = None  # special type of work / illness: the configured age
 
     @property
     def policy(self) -> RetirementPolicy:
@@ -288,10 +311,26 @@ class _Context:
 
     @property
     def reference_year(self) -> int:
-        """P12's year: reaching the statutory age, or the requested month for flexible early."""
+        """P12's year (annex 4 goes by the year of retirement; docs/eligibility.md, "P12/P13 reference year").
+
+        Normal retirement: the year the statutory age is reached. Flexible early: the year of
+        the requested month. Special type of work / illness: the person retires when the HR
+        system approves, so the year of retirement is the application's year.
+        """
         if self.req.flexible:
             return self.req.retirement_month_requested.year
+        if self.req.initiating is Item.RETIRE_EARLY:
+            return self.req.today.year
         return self.policy.retirement_month.year
+
+    @property
+    def early_age_text(self) -> str | None:
+        """E01/E02's information: the configured age; never decides the check."""
+        if self.early_age is None:
+            return None
+        what = "特殊工种" if self.early_age.reason == EarlyReason.SPECIAL_WORK_TYPE else "病退"
+        age, month = self.early_age.age, self.early_age.month
+        return f"配置的{what}提前退休参考年龄{age}，{month}达到；是否符合以人社部门审批为准"
 
     @property
     def min_months(self) -> int:
@@ -337,9 +376,11 @@ def _p12(f: _Facts, c: _Context) -> _Verdict:
 
 
 def _e04(f: _Facts, c: _Context) -> _Verdict:
-    p, wanted = c.policy, c.req.retirement_month_requested
+    p, wanted, submitted = c.policy, c.req.retirement_month_requested, _this_month(c)
     if p.flexible_earliest is None:
         return Outcome.fail, "法定退休时间早于2025年1月，不适用弹性提前退休"
+    if wanted < submitted:
+        return Outcome.fail, f"申请的退休时间{wanted}早于提交申请的月份{submitted}，不能申请以往月份退休"
     window = f"可选{p.flexible_earliest.month}至{p.retirement_month.plus_months(-1)}，申请{wanted}"
     return _ok(p.flexible_earliest.month <= wanted < p.retirement_month, window)
 
@@ -376,83 +417,188 @@ def _this_month(c: _Context) -> YearMonth:
 class _Spec:
     department: Department
     requirement: str  # the seed §八 wording, Chinese
+    facts: str  # what the department query must return for this check ("query" in the result)
     judge: _Judge
 
 
 _H, _J, _N, _W, _F = Department.HRSS, Department.JUSTICE, Department.NHSA, Department.HEALTH, Department.HPF
+_AGE_FACTS = "answer required (its record decides the birth date); application: birth_date, gender, position"
+
+
+def _e01(f: _Facts, c: _Context) -> _Verdict:
+    return _ok(f.flag("special_work_type_filed"), c.early_age_text)
+
+
+def _e02(f: _Facts, c: _Context) -> _Verdict:
+    return _ok(f.text("labour_capacity") == "complete_loss_illness", c.early_age_text)
+
 
 # eligibility.md "Check table"; requirement texts from seed §八. Dict order is the report order.
+# Sources (seed rows, laws) are in sources.py, by key and initiating item.
 _SPECS: dict[str, _Spec] = {
-    "P01": _Spec(_H, "申请人是企业职工养老保险参保人员", lambda f, c: _ok(f.text("pension_scheme") == "employee")),
-    "P02": _Spec(_H, "申请人未享受养老保险待遇", _no("receiving_pension")),
+    "P01": _Spec(
+        _H,
+        "申请人是企业职工养老保险参保人员",
+        "pension_scheme",
+        lambda f, c: _ok(f.text("pension_scheme") == "employee"),
+    ),
+    "P02": _Spec(_H, "申请人未享受养老保险待遇", "receiving_pension", _no("receiving_pension")),
     "P03": _Spec(
-        _H, "申请人达到法定退休年龄", lambda f, c: _ok(_this_month(c) >= c.policy.retirement_month, c.policy_text)
+        _H,
+        "申请人达到法定退休年龄",
+        _AGE_FACTS + ", submitted_at",
+        lambda f, c: _ok(_this_month(c) >= c.policy.retirement_month, c.policy_text),
     ),
-    "P04": _Spec(_H, "申请人没有违规的缴费情形", _no("irregular_contributions")),
+    "P04": _Spec(_H, "申请人没有违规的缴费情形", "irregular_contributions", _no("irregular_contributions")),
     "P05": _Spec(
-        _H, "申请人在湖南省外没有需要转移接续的城镇职工基本养老保险关系", _no("out_of_province_transfer_pending")
+        _H,
+        "申请人在湖南省外没有需要转移接续的城镇职工基本养老保险关系",
+        "out_of_province_transfer_pending",
+        _no("out_of_province_transfer_pending"),
     ),
-    "P06": _Spec(_H, "申请人没有需要转换的机关事业单位基本养老保险关系", _no("institution_relation")),
-    "P07": _Spec(_H, "申请人没有需要城乡养老保险关系制度衔接", _no("urban_rural_linkage_pending")),
-    "P08": _Spec(_H, "申请人没有需要转移接续军地养老保险关系", _no("military_transfer_pending")),
-    "P09": _Spec(_H, "申请人没有多重养老保险关系个人账户", _no("multiple_accounts")),
-    "P10": _Spec(_H, "申请人没有社会保险费欠费情况", _no("arrears")),
-    "P11": _Spec(_H, "申请人没有视同缴费年限", lambda f, c: _ok(f.count("deemed_contribution_months") == 0)),
-    "P12": _Spec(_H, "申请人缴费年限达到最低缴费年限", _p12),
+    "P06": _Spec(
+        _H, "申请人没有需要转换的机关事业单位基本养老保险关系", "institution_relation", _no("institution_relation")
+    ),
+    "P07": _Spec(
+        _H, "申请人没有需要城乡养老保险关系制度衔接", "urban_rural_linkage_pending", _no("urban_rural_linkage_pending")
+    ),
+    "P08": _Spec(
+        _H, "申请人没有需要转移接续军地养老保险关系", "military_transfer_pending", _no("military_transfer_pending")
+    ),
+    "P09": _Spec(_H, "申请人没有多重养老保险关系个人账户", "multiple_accounts", _no("multiple_accounts")),
+    "P10": _Spec(_H, "申请人没有社会保险费欠费情况", "arrears", _no("arrears")),
+    "P11": _Spec(
+        _H,
+        "申请人没有视同缴费年限",
+        "deemed_contribution_months",
+        lambda f, c: _ok(f.count("deemed_contribution_months") == 0),
+    ),
+    "P12": _Spec(
+        _H,
+        "申请人缴费年限达到最低缴费年限",
+        "contribution_months; application: birth_date, gender, position, submitted_at, requested_retirement_month",
+        _p12,
+    ),
     "P13": _Spec(
         _H,
         "申请人没有社会保险费断缴情况（缴费年限不满最低缴费年限时判断）",
+        "contribution_months, gaps",
         _gaps(lambda c: c.min_months),
     ),
     "P03E": _Spec(
-        _H, "申请人未达到法定正常退休年龄", lambda f, c: _ok(_this_month(c) < c.policy.retirement_month, c.policy_text)
-    ),
-    "E01": _Spec(_H, "特殊工种工作期间的单位已在国家特殊工种信息库报备", _yes("special_work_type_filed")),
-    "E02": _Spec(
         _H,
-        "劳动能力鉴定结论为“因病完全丧失劳动能力”",
-        lambda f, c: _ok(f.text("labour_capacity") == "complete_loss_illness"),
+        "申请人未达到法定正常退休年龄",
+        _AGE_FACTS + ", submitted_at",
+        lambda f, c: _ok(_this_month(c) < c.policy.retirement_month, c.policy_text),
     ),
+    "E01": _Spec(_H, "特殊工种工作期间的单位已在国家特殊工种信息库报备", "special_work_type_filed", _e01),
+    "E02": _Spec(_H, "劳动能力鉴定结论为“因病完全丧失劳动能力”", "labour_capacity", _e02),
     "E03": _Spec(
         _H,
         "特殊工种、病退审批通过后已在本单位与经办机构网络上各公示5个工作日",
+        "publicity_working_days",
         lambda f, c: _ok(f.count("publicity_working_days") >= 5),
     ),
-    "E04": _Spec(_H, "申请的退休时间在弹性提前退休范围内", _e04),
-    "J01": _Spec(_J, "申请人没有影响待遇的服刑经历", _no("prison_record_affecting_benefits")),
-    "J02": _Spec(_J, "申请人不处于服刑期", _no("serving_sentence")),
-    "M01": _Spec(_N, "申请人是职工基本医疗保险参保人员", _yes("insured")),
-    "M02": _Spec(_N, "申请人人员类别为在职", lambda f, c: _ok(f.text("category") == "in_service")),
-    "M03": _Spec(_N, "申请人没有需要转移接续的职工基本医疗保险关系", _no("transfer_pending")),
-    "M04": _Spec(_N, "申请人没有需要转移接续的军地医疗保险关系", _no("military_transfer_pending")),
-    "M05": _Spec(_N, "申请人没有多个职工医疗保险账户", lambda f, c: _ok(f.count("employee_accounts") <= 1)),
-    "M06": _Spec(_N, "申请人没有职工医保视同缴费年限", lambda f, c: _ok(f.count("deemed_contribution_months") == 0)),
-    "M07": _Spec(_N, "职工医保缴费年限男满30年、女满25年，其中本省实际缴费年限达到要求", _m07),
-    "H01": _Spec(_W, "2016年3月30日前已领取《独生子女证》或《独生子女父母光荣证》的城镇居民", _h01),
+    "E04": _Spec(
+        _H,
+        "申请的退休时间在弹性提前退休范围内",
+        _AGE_FACTS + ", submitted_at, requested_retirement_month",
+        _e04,
+    ),
+    "J01": _Spec(
+        _J, "申请人没有影响待遇的服刑经历", "prison_record_affecting_benefits", _no("prison_record_affecting_benefits")
+    ),
+    "J02": _Spec(_J, "申请人不处于服刑期", "serving_sentence", _no("serving_sentence")),
+    "M01": _Spec(_N, "申请人是职工基本医疗保险参保人员", "insured", _yes("insured")),
+    "M02": _Spec(_N, "申请人人员类别为在职", "category", lambda f, c: _ok(f.text("category") == "in_service")),
+    "M03": _Spec(_N, "申请人没有需要转移接续的职工基本医疗保险关系", "transfer_pending", _no("transfer_pending")),
+    "M04": _Spec(
+        _N, "申请人没有需要转移接续的军地医疗保险关系", "military_transfer_pending", _no("military_transfer_pending")
+    ),
+    "M05": _Spec(
+        _N, "申请人没有多个职工医疗保险账户", "employee_accounts", lambda f, c: _ok(f.count("employee_accounts") <= 1)
+    ),
+    "M06": _Spec(
+        _N,
+        "申请人没有职工医保视同缴费年限",
+        "deemed_contribution_months",
+        lambda f, c: _ok(f.count("deemed_contribution_months") == 0),
+    ),
+    "M07": _Spec(
+        _N,
+        "职工医保缴费年限男满30年、女满25年，其中本省实际缴费年限达到要求",
+        "contribution_months, province_contribution_months; application: gender, submitted_at",
+        _m07,
+    ),
+    "H01": _Spec(
+        _W, "2016年3月30日前已领取《独生子女证》或《独生子女父母光荣证》的城镇居民", "urban, certificate_date", _h01
+    ),
     "H02": _Spec(
         _W,
         "2016年1月1日以前符合领取《独生子女证》或《独生子女父母光荣证》领证条件的城镇居民",
+        "urban, eligible_before_2016",
         lambda f, c: _ok(f.flag("urban") and f.flag("eligible_before_2016")),
     ),
-    "H03": _Spec(_W, "2015年12月31日前年满35周岁的女性或年满40周岁的男性，未生育也未收养子女的城镇居民", _h03),
-    # F01: a fund account must exist, so "no record" fails (eligibility.md); F02/F03 follow the facts.
-    "F01": _Spec(_F, "住房公积金账户未被法院冻结", lambda f, c: _ok(bool(f.data) and not f.flag("frozen_by_court"))),
-    "F02": _Spec(_F, "无未结清的住房公积金贷款", _no("loan_outstanding")),
-    "F03": _Spec(_F, "个人公积金账户状态为封存", lambda f, c: _ok(f.text("account_status") == "sealed")),
-    "R01": _Spec(_H, "申请人年满60周岁", _r01),
-    "R02": _Spec(_H, "申请人通过领取待遇资格认证", _yes("benefit_authentication_passed")),
-    "R03": _Spec(_H, "申请人没有领取其他基本养老保险保障待遇", _no("receiving_other_basic_pension")),
-    "R04": _Spec(_H, "申请人没有需要转移接续的城乡居民基本养老保险关系", _no("out_of_province_transfer_pending")),
-    "R05": _Spec(
-        _H, "申请人没有城乡居民基本养老保险关系转移和城乡养老保险制度衔接", _no("urban_rural_linkage_pending")
+    "H03": _Spec(
+        _W,
+        "2015年12月31日前年满35周岁的女性或年满40周岁的男性，未生育也未收养子女的城镇居民",
+        "urban, children_born_or_adopted; application: birth_date, gender",
+        _h03,
     ),
-    "R06": _Spec(_H, "申请人没有多重养老保险关系个人账户", _no("multiple_accounts")),
-    "R07": _Spec(_H, "申请人没有不能缴费期间的缴费情形", _no("contributions_in_ineligible_period")),
-    "R08": _Spec(_H, "申请人没有社会保险费欠费情况", _no("arrears")),
-    "R09": _Spec(_H, "申请人缴费年限满15年", lambda f, c: _ok(f.count("contribution_months") >= 180)),
+    # F01: a fund account must exist, so "no record" fails (eligibility.md); F02/F03 follow the facts.
+    "F01": _Spec(
+        _F,
+        "住房公积金账户未被法院冻结",
+        "center, frozen_by_court (a record must exist)",
+        lambda f, c: _ok(bool(f.data) and not f.flag("frozen_by_court")),
+    ),
+    "F02": _Spec(_F, "无未结清的住房公积金贷款", "center, loan_outstanding", _no("loan_outstanding")),
+    "F03": _Spec(
+        _F,
+        "个人公积金账户状态为封存",
+        "center, account_status",
+        lambda f, c: _ok(f.text("account_status") == "sealed"),
+    ),
+    "R01": _Spec(_H, "申请人年满60周岁", "answer required; application: birth_date, submitted_at", _r01),
+    "R02": _Spec(
+        _H, "申请人通过领取待遇资格认证", "benefit_authentication_passed", _yes("benefit_authentication_passed")
+    ),
+    "R03": _Spec(
+        _H,
+        "申请人没有领取其他基本养老保险保障待遇",
+        "receiving_other_basic_pension",
+        _no("receiving_other_basic_pension"),
+    ),
+    "R04": _Spec(
+        _H,
+        "申请人没有需要转移接续的城乡居民基本养老保险关系",
+        "out_of_province_transfer_pending",
+        _no("out_of_province_transfer_pending"),
+    ),
+    "R05": _Spec(
+        _H,
+        "申请人没有城乡居民基本养老保险关系转移和城乡养老保险制度衔接",
+        "urban_rural_linkage_pending",
+        _no("urban_rural_linkage_pending"),
+    ),
+    "R06": _Spec(_H, "申请人没有多重养老保险关系个人账户", "multiple_accounts", _no("multiple_accounts")),
+    "R07": _Spec(
+        _H,
+        "申请人没有不能缴费期间的缴费情形",
+        "contributions_in_ineligible_period",
+        _no("contributions_in_ineligible_period"),
+    ),
+    "R08": _Spec(_H, "申请人没有社会保险费欠费情况", "arrears", _no("arrears")),
+    "R09": _Spec(
+        _H,
+        "申请人缴费年限满15年",
+        "contribution_months",
+        lambda f, c: _ok(f.count("contribution_months") >= 180),
+    ),
     "R10": _Spec(
         _H,
         "申请人没有社会保险费断缴情况（缴费年限不满15年时判断）",
+        "contribution_months, gaps",
         _gaps(lambda c: 180),
     ),
 }
@@ -533,14 +679,26 @@ def departments_needed(req: Request) -> frozenset[Department]:
     return frozenset(needed)
 
 
-def _result(key: str, item: Item, outcome: Outcome, detail: str | None) -> CheckResult:
+def _result(key: str, ctx: _Context, item: Item, outcome: Outcome, detail: str | None) -> CheckResult:
     spec = _SPECS[key]
     suffix, word = _PREFIX[outcome]
     if outcome is Outcome.not_applicable and detail:
         reason = f"{word}：{detail}"  # the requirement itself does not apply: say why
     else:
         reason = f"{word}：{spec.requirement}" + (f"（{detail}）" if detail else "")
-    return CheckResult(key, item, spec.department, outcome, f"{key}_{suffix}", reason)
+    source = check_source(key, ctx.req.initiating)
+    query = f"{spec.department}: {spec.facts}"
+    return CheckResult(key, item, spec.department, outcome, f"{key}_{suffix}", reason, source, query)
+
+
+def _record_center_elsewhere(answer: DeptAnswer) -> str | None:
+    """The hpf record's own ``center`` when it names another centre than the province's (the record wins)."""
+    if not isinstance(answer, Mapping) or answer.get("center") is None:
+        return None
+    center = answer["center"]
+    if not isinstance(center, str):
+        raise _Malformed("center")
+    return None if center == PROVINCE_FUND_CENTER else center
 
 
 def _judge(key: str, ctx: _Context, answers: Mapping[Department, DeptAnswer]) -> CheckResult:
@@ -548,17 +706,23 @@ def _judge(key: str, ctx: _Context, answers: Mapping[Department, DeptAnswer]) ->
     item = _CHECKED_ITEM.get(key[0], ctx.req.initiating)
     # Not applicable by the request alone, whatever the department answered:
     if item is Item.PROVIDENT_FUND_WITHDRAWAL and not _fund_connected(ctx.req):
-        return _result(key, item, Outcome.not_applicable, "该公积金中心暂未接入，未查询")
+        return _result(key, ctx, item, Outcome.not_applicable, "该公积金中心暂未接入，未查询")
     if key in _ONLY_FOR_REASON and ctx.req.early_reason is not _ONLY_FOR_REASON[key][0]:
-        return _result(key, item, Outcome.not_applicable, _ONLY_FOR_REASON[key][1])
+        return _result(key, ctx, item, Outcome.not_applicable, _ONLY_FOR_REASON[key][1])
     answer = answers.get(spec.department, UNAVAILABLE)  # a missing answer was never verified
     if answer is UNAVAILABLE:
-        return _result(key, item, Outcome.unverifiable, f"{_DEPT_NAMES[spec.department]}数据暂时无法获取")
+        return _result(key, ctx, item, Outcome.unverifiable, f"{_DEPT_NAMES[spec.department]}数据暂时无法获取")
     try:
+        if item is Item.PROVIDENT_FUND_WITHDRAWAL and (other := _record_center_elsewhere(answer)):
+            return _result(key, ctx, item, Outcome.not_applicable, _center_elsewhere_text(other) + "，未判断")
         outcome, detail = spec.judge(_Facts(answer or {}), ctx)
     except _Malformed:
-        return _result(key, item, Outcome.unverifiable, f"{_DEPT_NAMES[spec.department]}返回的数据不完整")
-    return _result(key, item, outcome, detail)
+        return _result(key, ctx, item, Outcome.unverifiable, f"{_DEPT_NAMES[spec.department]}返回的数据不完整")
+    return _result(key, ctx, item, outcome, detail)
+
+
+def _center_elsewhere_text(center: str) -> str:
+    return f"省直公积金中心的记录显示该账户属于其他公积金中心（{center}），该中心暂未接入"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,16 +791,69 @@ def _sscard(item: Item, hrss: _Facts | None) -> _Decision:
 def _withdrawal(req: Request, checks: list[CheckResult], hpf: DeptAnswer) -> _Decision:
     if not _fund_connected(req):
         return False, ReasonCode.HPF_CENTER_NOT_CONNECTED, "该公积金中心暂未接入，请到所属中心办理"
+    try:
+        if other := _record_center_elsewhere(hpf):  # the department's record wins over the declared centre
+            return False, ReasonCode.HPF_CENTER_NOT_CONNECTED, _center_elsewhere_text(other) + "，请到所属中心办理"
+    except _Malformed:
+        pass  # F01–F03 are unverifiable then, and say so below
     decision = _from_checks(checks, (True, ReasonCode.CHOSEN, "申请人选择办理，前置校验通过"))
     if not decision[0] or not req.bank_card_edited:
         return decision
-    # An edited card must be one of the applicant's own cards in the hpf record.
+    return _edited_card(req, hpf) or decision
+
+
+# Seed §八(一) row 19 and §八(二) row 20: an edited card must be the applicant's own
+# social-security card or class-I savings card (normal retirement), or class-I savings card (early).
+CARD_TYPES = {"social_security_card": "社会保障卡", "class_1_savings": "一类储蓄卡"}
+_ALLOWED_CARDS: dict[Item, tuple[str, ...]] = {
+    Item.RETIRE_NORMAL: ("social_security_card", "class_1_savings"),
+    Item.RETIRE_EARLY: ("class_1_savings",),
+}
+
+
+def _owned_cards(cards: Any) -> dict[str, str | None]:
+    """hpf ``bank_cards``: numbers, or ``{"number", "type"}`` objects → number → type (None: not stated)."""
+    if not isinstance(cards, list | tuple):
+        raise _Malformed("bank_cards")
+    owned: dict[str, str | None] = {}
+    for card in cards:
+        if isinstance(card, str):
+            owned[card] = None
+        elif (
+            isinstance(card, Mapping)
+            and isinstance(card.get("number"), str)
+            and isinstance(card.get("type"), str | None)
+        ):
+            owned[card["number"]] = card.get("type")
+        else:
+            raise _Malformed("bank_cards")
+    return owned
+
+
+def _edited_card(req: Request, hpf: DeptAnswer) -> _Decision | None:
+    """An edited card must be in the hpf record's cards, of an allowed type when the record says the type.
+
+    A record without ``bank_cards`` cannot tell whose card it is: unverifiable, never "not the applicant's".
+    """
+    allowed = _ALLOWED_CARDS[req.initiating]
+    wanted = "或".join(CARD_TYPES[t] for t in allowed)
     cards = hpf.get("bank_cards") if isinstance(hpf, Mapping) else None
-    if cards is not None and not (isinstance(cards, list | tuple) and all(isinstance(x, str) for x in cards)):
+    if cards is None:
+        return (
+            False,
+            ReasonCode.PRECHECK_UNVERIFIABLE,
+            "公积金中心未返回申请人的银行卡信息，无法核验修改后的卡号（可使用系统提供的卡号）",
+        )
+    try:
+        owned = _owned_cards(cards)
+    except _Malformed:
         return False, ReasonCode.PRECHECK_UNVERIFIABLE, "公积金中心返回的银行卡数据不完整，无法核验修改后的卡号"
-    if req.bank_card_number is None or req.bank_card_number not in (cards or ()):
-        return False, ReasonCode.BANK_CARD_NOT_OWNED, "修改后的卡号不是申请人本人的社会保障卡或一类储蓄卡"
-    return decision
+    if req.bank_card_number is None or req.bank_card_number not in owned:
+        return False, ReasonCode.BANK_CARD_NOT_OWNED, f"修改后的卡号不是申请人本人的{wanted}"
+    kind = owned[req.bank_card_number]
+    if kind is not None and kind not in allowed:
+        return False, ReasonCode.BANK_CARD_TYPE_NOT_ALLOWED, f"修改后的卡号是申请人本人的卡，但不是{wanted}"
+    return None
 
 
 def _automatic(item: Item, hrss: _Facts | None) -> _Decision:
@@ -673,39 +890,71 @@ def _candidates(req: Request) -> list[tuple[Item, Mode]]:
     return [(i, modes[i]) for i in ITEM_ORDER if i in modes]
 
 
-def _warnings(req: Request) -> tuple[str, ...]:
+def _warnings(req: Request, early: EarlyRetirementAge | None) -> tuple[str, ...]:
+    found = []
     if req.bank_card_number is not None and not luhn_valid(req.bank_card_number):
-        return ("BANK_CARD_LUHN: 银行卡号未通过校验位检查，请核对 (bank card number fails the Luhn check)",)
-    return ()
+        found.append("BANK_CARD_LUHN: 银行卡号未通过校验位检查，请核对 (bank card number fails the Luhn check)")
+    if early is not None and YearMonth.of(req.today) < early.month:
+        what = "特殊工种" if early.reason == EarlyReason.SPECIAL_WORK_TYPE else "病退"
+        found.append(
+            f"EARLY_RETIREMENT_AGE_NOT_REACHED: 申请人尚未达到配置的{what}提前退休参考年龄{early.age}"
+            f"（{early.month}达到）；是否符合条件由人社部门审批决定，本提示不影响受理 "
+            "(younger than the configured early-retirement age: the HR department's approval decides; "
+            "this does not refuse the application)"
+        )
+    return tuple(found)
 
 
+_IDENTITY_REFUSALS = ("identity_not_verified", "identity_unverifiable")
 _IDENTITY_TEXT = {
     ReasonCode.IDENTITY_NOT_VERIFIED: ("identity_not_verified", "身份核验未通过"),
     ReasonCode.IDENTITY_UNVERIFIABLE: ("identity_unverifiable", "公安身份核验暂时无法完成，请稍后再试"),
 }
+WITHHELD_TEXT = "其他前置校验未判断，也不予披露（身份未经核验的人员信息不公开）"
 
 
-def evaluate(req: Request, answers: Mapping[Department, DeptAnswer]) -> Evaluation:
+def _identity_check(req: Request, identity: ReasonCode) -> CheckResult:
+    """The ``ID`` entry: the one result reported when 公安 identity is not verified."""
+    if identity is ReasonCode.IDENTITY_NOT_VERIFIED:
+        outcome, text = Outcome.fail, "未通过：公安身份核验未通过"
+    else:
+        outcome, text = Outcome.unverifiable, "无法核验：公安身份核验暂时无法完成，请稍后再试"
+    code = f"ID_{_PREFIX[outcome][0]}"
+    reason = f"{text}；{WITHHELD_TEXT}"
+    return CheckResult(
+        "ID", req.initiating, Department.POLICE, outcome, code, reason, IDENTITY_SOURCE, "police: identity_verified"
+    )
+
+
+def evaluate(
+    req: Request, answers: Mapping[Department, DeptAnswer], early_ages: EarlyRetirementAges | None = None
+) -> Evaluation:
     """Run the pre-checks and decide every item (docs/eligibility.md).
 
     ``answers`` holds one answer per department in ``departments_needed(req)``; a
     missing one counts as ``UNAVAILABLE``. When identity is not verified no check
-    is judged or reported (nothing about the person is disclosed).
+    is judged: the only entry is ``ID`` (nothing else about the person is disclosed).
+    ``early_ages`` are the configured special-type/illness ages (``[policy.early_retirement]``;
+    default: the pre-reform ages): information and a warning, never a refusal.
     """
     needed = departments_needed(req)
     unverified = tuple(d for d in Department if d in needed and answers.get(d, UNAVAILABLE) is UNAVAILABLE)
-    warnings = _warnings(req)
+    early = None
+    if req.early_reason in (EarlyReason.SPECIAL_WORK_TYPE, EarlyReason.ILLNESS):
+        birth = YearMonth.of(req.applicant.birth_date)
+        early = early_retirement_age(birth, req.applicant.gender, str(req.early_reason), early_ages)
+    warnings = _warnings(req, early)
 
     if (identity := _identity(answers)) is not None:
         refusal, text = _IDENTITY_TEXT[identity]
         refused = tuple(ItemDecision(i, m, False, identity, text) for i, m in _candidates(req))
-        return Evaluation(False, refusal, (), refused, warnings, unverified)
+        return Evaluation(False, refusal, (_identity_check(req, identity),), refused, warnings, unverified)
 
     policy = None
     if req.initiating in _EMPLOYEE:
         category = category_for(req.applicant.gender, req.applicant.position)
         policy = retirement_policy(YearMonth.of(req.applicant.birth_date), category)
-    ctx = _Context(req, policy)
+    ctx = _Context(req, policy, early)
     checks = tuple(
         _judge(k, ctx, answers) for k in planned_check_keys(req.initiating, req.early_reason, req.optional_items)
     )
