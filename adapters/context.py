@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+# The one module-level variable: per task, not shared state. The gateway sets it to the
+# platform request an application came in with; HTTP adapters send it as X-Request-Id so a
+# department's logs can be matched with the gateway's.
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+
+
+def trace_headers() -> dict[str, str]:
+    request_id = REQUEST_ID.get()
+    return {"X-Request-Id": request_id} if request_id else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from yarl import URL
 
 from adapters.auth import AuthConfig, OutboundAuth, refuse_unknown
 from adapters.base import OutboundMessage, PermanentError, Reply
-from adapters.context import AdapterContext
+from adapters.context import AdapterContext, trace_headers
 from adapters.httperrors import classify_exception, classify_status, malformed_reply
 
 SETTINGS = frozenset({"base_url", "headers", "reply_encoding", "request_encoding"})
@@ -118,6 +118,7 @@ class RestAdapter:
         headers = {
             **self._headers,
             "Idempotency-Key": message.delivery_id,
+            **trace_headers(),
             "Content-Type": f"application/json; charset={self._request_encoding}",
             **self._auth.headers(method, url.raw_path_qs, body),
         }

@@ -70,7 +70,7 @@ from zeep.helpers import serialize_object
 
 from adapters.auth import AuthConfig, OutboundAuth, refuse_unknown
 from adapters.base import OutboundMessage, PermanentError, Reply, TransientError
-from adapters.context import AdapterContext
+from adapters.context import AdapterContext, trace_headers
 from adapters.httperrors import classify_exception, classify_status, malformed_reply
 from adapters.safexml import NotXml, UnsafeXml, dict_to_xml_text, parse_document, starts_like_envelope
 from adapters.safexml import xml_text_to_dict as _xml_text_to_dict
@@ -162,6 +162,7 @@ class SoapAdapter:
         payload = etree.tostring(envelope, encoding="utf-8", xml_declaration=True)
         headers = {str(k): str(v) for k, v in headers.items()}
         headers["X-Delivery-Id"] = message.delivery_id
+        headers.update(trace_headers())
         headers |= self._auth.headers("POST", self._address.raw_path_qs, payload)
         try:
             async with self._session.post(

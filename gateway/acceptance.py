@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from adapters.context import REQUEST_ID
 from gateway.audit import AuditTrail, AuditUnavailable
 from gateway.config import GatewayConfig
 from gateway.domain import materials as materials_rules
@@ -189,6 +190,7 @@ class Acceptance:
             callback_url=body.get("callback_url"),
             items=plan,
             idempotency_key=idempotency_key,
+            request_id=REQUEST_ID.get(),
             audit=self._trail.make(
                 "gateway", "application_accepted", "202", body["application_no"],
                 initiating_item=body["initiating_item"],

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
-from adapters.context import AdapterContext, new_client_session
+from adapters.context import REQUEST_ID, AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
 from gateway.api.routes import add_routes
 from gateway.audit import AuditTrail, AuditUnavailable, request_detail
@@ -65,6 +65,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    REQUEST_ID.set(request_id)  # to every department call made for this request
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     started = time.perf_counter()
     status = 500

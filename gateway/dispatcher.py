@@ -33,6 +33,7 @@ import aiohttp
 import structlog
 
 from adapters.base import AdapterError
+from adapters.context import REQUEST_ID
 from gateway.audit import AuditTrail
 from gateway.breaker import BreakerOpen, Breakers
 from gateway.config import GatewayConfig
@@ -170,6 +171,7 @@ class Dispatcher:
     async def _run_job(self, job: Job) -> None:
         structlog.contextvars.bind_contextvars(application_no=job.application_no, item=job.item, job=job.id)
         try:
+            await self._bind_request_id(job)
             if job.kind == JobKind.SUBMIT:
                 await self._delivery.submit(job)
             elif job.kind == JobKind.POLL:
@@ -195,7 +197,13 @@ class Dispatcher:
                 log.exception("job_crashed", kind=job.kind)
                 await self._give_up(job, f"internal error: {type(exc).__name__}")
         finally:
-            structlog.contextvars.unbind_contextvars("application_no", "item", "job")
+            structlog.contextvars.unbind_contextvars("application_no", "item", "job", "request_id")
+
+    async def _bind_request_id(self, job: Job) -> None:
+        """The platform request the application came with: on this job's logs and calls."""
+        request_id = await self._store.application_request_id(job.application_no)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        REQUEST_ID.set(request_id)
 
     async def _hand_back(self, job: Job, delay: float, why: str) -> None:
         with contextlib.suppress(Exception):  # if even this fails, the lease lapses

@@ -37,6 +37,9 @@ class IntakeOutcome(StrEnum):
 def record_transitions(transitions: list[Transition], metrics: Metrics) -> None:
     """One canonical log line per item state change, and the final-status counter."""
     for t in transitions:
+        if not t.item:  # the application itself
+            log.info("application_status_changed", application_no=t.application_no, old=t.old, new=t.new)
+            continue
         log.info("item_status_changed", application_no=t.application_no, item=t.item, old=t.old, new=t.new)
         if ItemStatus(t.new).final:
             metrics.item_final.labels(department_of(Item(t.item)).value, t.new).inc()
@@ -60,15 +63,18 @@ class Intake:
         if found is None:
             log.warning("result_for_unknown_delivery", department=department, channel=channel)
             return self._count(department, channel, IntakeOutcome.UNKNOWN_DELIVERY, result)
-        application_no, item, owner = found
-        if owner != department:
-            log.warning("result_for_another_department", department=department, channel=channel, owner=owner)
+        application_no, item = found.application_no, found.item
+        if found.department != department:
+            log.warning("result_for_another_department", department=department, channel=channel,
+                        owner=found.department)
             return self._count(department, channel, IntakeOutcome.WRONG_DEPARTMENT, result)
         if not result.known:
             log.warning("unknown_result_code", department=department, code=result.raw_code, delivery=result.delivery_id)
         raw_text = None if raw is None else json.dumps(raw, ensure_ascii=False, default=str)
         transitions = await self._store.apply_result(application_no, item, result, raw_text)
-        record_transitions(transitions, self._metrics)
+        # The result's log lines carry the platform request the application came with.
+        with structlog.contextvars.bound_contextvars(request_id=found.request_id):
+            record_transitions(transitions, self._metrics)
         outcome = IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE
         return self._count(department, channel, outcome, result, application_no)
 

@@ -42,12 +42,14 @@ class Ledger:
 
     cases: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def record(self, department: str, delivery_id: str, item: str) -> bool:
-        """Record a submission; True when it is new (a re-send returns False)."""
+    def record(self, department: str, delivery_id: str, item: str, request_id: str = "") -> bool:
+        """Record a submission; True when it is new (a re-send returns False). ``request_id``:
+        the X-Request-Id it came with, so tests can follow a platform request to here."""
         dept = self.cases.setdefault(department, {})
         case = dept.get(delivery_id)
         if case is not None:
             case["received"] += 1
             return False
-        dept[delivery_id] = {"item": item, "received": 1, "decided": None, "received_at": time.time()}
+        dept[delivery_id] = {"item": item, "received": 1, "decided": None, "received_at": time.time(),
+                             "request_id": request_id}
         return True

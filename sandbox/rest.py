@@ -62,7 +62,7 @@ def hrss_app(state: SandboxState) -> web.Application:
         item = str(body.get("ywlx", ""))
         if not lsh or item not in ITEM_KEYS:
             return _json({"code": "4001", "msg": "报文缺少流水号或事项类型"}, status=400)
-        if ledger.record("hrss", lsh, item):
+        if ledger.record("hrss", lsh, item, request.headers.get("X-Request-Id", "")):
             approved, reason = people.decision(str(body.get("aac002", "")), item)
             task = asyncio.create_task(
                 _decide_later(state, lsh, approved, reason, str(body.get("hdurl", "")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from aiohttp import web
 
 from gateway.demo import submit_and_follow
+from gateway.logs import configure_logging
 from tests.conftest import DEMO_APPLICATIONS, ROOT, SHARED, Running, demo_application
+from tests.pii import leaks
 
 DEPENDENTS = {
     "employment_filing_end", "injury_benefit_change", "unemployment_benefit_end",
@@ -163,3 +166,21 @@ async def test_platform_callback_receives_the_final_state(gw: Running) -> None:
 async def test_get_unknown_application_is_a_problem_404(gw: Running) -> None:
     status, body = await gw.get("/api/v1/joint-applications/NOPE-1")
     assert status == 404 and body["type"].endswith("application-not-found")
+
+
+async def test_the_platform_request_id_travels_to_the_departments_and_back_in_the_logs(gw: Running) -> None:
+    logs = io.StringIO()
+    configure_logging("INFO", stream=logs)
+    app = copy.deepcopy(demo_application("DEMO-003")) | {"application_no": "TRACE-1"}
+    status, _, headers = await gw.post("/api/v1/joint-applications", app, headers={"X-Request-Id": "plat-req-7731"})
+    assert status == 202 and headers["X-Request-Id"] == "plat-req-7731"
+    [result] = await submit_and_follow(gw.base_url, [app], timeout=20, signer=gw.signer)  # follows the case
+    delivery = {i["item"]: i["delivery"] for i in result["final"]["items"]}
+    # Sent later by the dispatcher, still carrying the request that created the application.
+    initiating = delivery[result["final"]["initiating_item"]]
+    assert gw.sandbox.state.ledger.cases["hrss"][initiating]["request_id"] == "plat-req-7731"
+    assert not leaks(logs.getvalue())  # these logs bypass the suite's own scanner: scan them here
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+    changes = [ln for ln in lines if ln.get("application_no") == "TRACE-1" and ln["event"].endswith("_status_changed")]
+    assert changes and all(ln.get("request_id") == "plat-req-7731" for ln in changes)
+    assert any(ln["event"] == "application_status_changed" and ln["new"] == "completed" for ln in changes)

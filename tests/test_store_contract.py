@@ -46,7 +46,10 @@ async def test_application_number_is_created_once(store: SqlStore) -> None:
     assert await store.create_application(application()) is False
     stored = await store.get_application("A-1")
     assert stored is not None and [i["item"] for i in stored.items][:2] == ["retire_normal", "sscard_apply"]
-    assert await store.find_delivery("D-A-1-3") == ("A-1", "provident_fund_withdrawal", "hpf")
+    found = await store.find_delivery("D-A-1-3")
+    assert found is not None and (found.application_no, found.item, found.department) == (
+        "A-1", "provident_fund_withdrawal", "hpf"
+    )
 
 
 async def test_dependent_job_waits_until_initiating_item_is_approved(store: SqlStore) -> None:

@@ -55,6 +55,7 @@ class NewApplication:
     idempotency_key: str | None = None
     # The audit record of the acceptance, written in the same transaction.
     audit: AuditRecord | None = None
+    request_id: str = ""  # the platform request it came in with (X-Request-Id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,17 @@ class StoredApplication:
     callback_url: str | None
     items: list[dict[str, Any]]
     notify_version: int = 0
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a delivery id was sent for."""
+
+    application_no: str
+    item: str
+    department: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnecto
 from gateway.store.deadletters import DeadLetters
 from gateway.store.jobs import JobQueue, insert_job
 from gateway.store.keys import RequestKeys
-from gateway.store.models import JobKind, JobState, NewApplication, StoredApplication, Transition
+from gateway.store.models import Delivered, JobKind, JobState, NewApplication, StoredApplication, Transition
 from gateway.store.sealing import Sealer
 
 if TYPE_CHECKING:
@@ -73,10 +73,10 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         async with self.connector.write() as tx:
             created = await tx.execute(
                 "INSERT INTO applications (application_no, fingerprint, initiating_item, status, request_json,"
-                " response_json, callback_url, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " response_json, callback_url, created_at, updated_at, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (application_no) DO NOTHING",
                 (app.application_no, app.fingerprint, app.initiating_item, ApplicationStatus.IN_PROGRESS.value,
-                 request, _dumps(app.response), app.callback_url, now, now),
+                 request, _dumps(app.response), app.callback_url, now, now, app.request_id),
             )
             if created == 0:
                 return False
@@ -120,15 +120,24 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             callback_url=row["callback_url"],
             items=[dict(i) for i in items],
             notify_version=int(row["notify_version"]),
+            request_id=str(row["request_id"]),
         )
 
-    async def find_delivery(self, delivery_id: str) -> tuple[str, str, str] | None:
-        """(application_no, item, department) for a delivery id."""
+    async def find_delivery(self, delivery_id: str) -> Delivered | None:
+        """The item a delivery id was sent for."""
         async with self.connector.read() as tx:
             row = await tx.fetchone(
-                "SELECT application_no, item, department FROM items WHERE delivery_id = ?", (delivery_id,)
+                "SELECT i.application_no, i.item, i.department, a.request_id FROM items i"
+                " JOIN applications a ON a.application_no = i.application_no WHERE i.delivery_id = ?",
+                (delivery_id,),
             )
-        return None if row is None else (row["application_no"], row["item"], row["department"])
+        return None if row is None else Delivered(row["application_no"], row["item"], row["department"],
+                                                  row["request_id"])
+
+    async def application_request_id(self, application_no: str) -> str:
+        async with self.connector.read() as tx:
+            row = await tx.fetchone("SELECT request_id FROM applications WHERE application_no = ?", (application_no,))
+        return "" if row is None else str(row["request_id"])
 
     async def initiating_document(self, application_no: str) -> str | None:
         async with self.connector.read() as tx:
@@ -194,7 +203,7 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
                 (application_no, item),
             )
             await self._arm_notify(tx, application_no, now)
-            await self._complete_if_final(tx, application_no, now)
+            transitions += await self._complete_if_final(tx, application_no, now)
         elif recovered:
             await tx.execute(
                 "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
@@ -266,16 +275,20 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         )
         return [Transition(application_no, r["item"], ItemStatus.CANCELLED, ItemStatus.PLANNED) for r in rows]
 
-    async def _complete_if_final(self, tx: Tx, application_no: str, now: float) -> None:
+    async def _complete_if_final(self, tx: Tx, application_no: str, now: float) -> list[Transition]:
+        """Every item final: the application is completed (a Transition with no item)."""
         row = await tx.fetchone(
             f"SELECT COUNT(*) AS n FROM items WHERE application_no = ? AND status NOT IN {_FINAL_SQL}",
             (application_no,),
         )
-        if row is not None and row["n"] == 0:
-            await tx.execute(
-                "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
-                (ApplicationStatus.COMPLETED.value, now, application_no),
-            )
+        if row is None or row["n"] != 0:
+            return []
+        changed = await tx.execute(
+            "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ? AND status <> ?",
+            (ApplicationStatus.COMPLETED.value, now, application_no, ApplicationStatus.COMPLETED.value),
+        )
+        old = ApplicationStatus.IN_PROGRESS.value
+        return [Transition(application_no, "", old, ApplicationStatus.COMPLETED.value)] if changed else []
 
     # --- operations ---------------------------------------------------------------------
 
