@@ -2,6 +2,10 @@
 
 Every error is ``{"pointer": RFC 6901 pointer, "detail": what rule failed}`` and never
 echoes the submitted value (it may be an ID number or a phone).
+
+Formats are checked by the gateway's own functions (``FORMAT_CHECKS``), never by whatever
+optional packages jsonschema happens to find installed: a plain ``pip install .`` and the
+dev environment refuse exactly the same dates.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import base64
 import binascii
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -27,12 +33,48 @@ MAX_JSON_DEPTH = 12
 Error = dict[str, str]
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# RFC 3339 §5.6 date-time: seconds required, optional fraction, offset Z or ±hh:mm.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _is_date(value: object) -> bool:
+    """RFC 3339 full-date that is a real calendar day (2026-02-30 is not)."""
+    if not isinstance(value, str):
+        return True  # other types are the "type" keyword's business
+    if _DATE.fullmatch(value) is None:
+        return False
+    date.fromisoformat(value)  # ValueError: not a real day
+    return True
+
+
+def _is_date_time(value: object) -> bool:
+    """RFC 3339 date-time with an offset, every field in range (no 2026-02-30, no 24:00)."""
+    if not isinstance(value, str):
+        return True
+    if _DATE_TIME.fullmatch(value) is None:
+        return False
+    return datetime.fromisoformat(value).tzinfo is not None  # ValueError: out of range
+
+
+# Every "format" the request schema uses (a test walks the schema to keep this complete).
+FORMAT_CHECKS: dict[str, Callable[[object], bool]] = {"date": _is_date, "date-time": _is_date_time}
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    """A FormatChecker with the gateway's checks only (none of jsonschema's optional ones)."""
+    checker = jsonschema.FormatChecker(formats=())
+    for name, check in FORMAT_CHECKS.items():
+        checker.checks(name, raises=ValueError)(check)
+    return checker
+
+
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=format_checker())
 
 
 def _pointer(path: Any) -> str:
@@ -46,10 +88,16 @@ def _describe(err: jsonschema.ValidationError) -> Error:
     if v == "required":
         missing = [r for r in rule if isinstance(err.instance, dict) and r not in err.instance]
         name = missing[0] if missing else "?"
-        return {"pointer": f"{pointer}/{name}", "detail": "is required"}
+        because = err.schema.get("$comment") if isinstance(err.schema, dict) else None  # conditional branches
+        return {"pointer": f"{pointer}/{name}", "detail": f"is required ({because})" if because else "is required"}
     if v == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         return {"pointer": f"{pointer}/{extra[0] if extra else ''}", "detail": "is not a field of this object"}
+    if v == "not" and isinstance(rule, dict) and isinstance(err.instance, dict):
+        # {"not": {"required": [...]}}: name the field that must not be there.
+        present = [r for r in rule.get("required", []) if r in err.instance]
+        if present:
+            return {"pointer": f"{pointer}/{present[0]}", "detail": "is allowed only with initiating_item retire_early"}
     detail = {
         "type": f"must be of type {rule}",
         "enum": "must be one of: " + ", ".join(map(str, rule)) if isinstance(rule, list) else "not allowed",
@@ -59,11 +107,17 @@ def _describe(err: jsonschema.ValidationError) -> Error:
         "maxLength": f"must be at most {rule} characters",
         "maxItems": f"must have at most {rule} entries",
         "uniqueItems": "entries must not repeat",
-        "format": f"must be a valid {rule}",
+        "format": _FORMAT_DETAIL.get(str(rule), f"must be a valid {rule}"),
         "oneOf": "needs exactly one of content_base64 or uri",
         "not": "is not allowed here (early_retirement_reason goes only with retire_early)",
     }.get(str(v), f"fails the {v} rule")
     return {"pointer": pointer, "detail": detail}
+
+
+_FORMAT_DETAIL = {
+    "date": "must be a real calendar date, YYYY-MM-DD",
+    "date-time": "must be a real RFC 3339 date-time with seconds and an offset, e.g. 2026-12-03T10:00:00+08:00",
+}
 
 
 def depth_of(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
@@ -84,10 +138,18 @@ def depth_of(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
 def schema_errors(body: Any) -> list[Error]:
     if depth_of(body) > MAX_JSON_DEPTH:
         return [{"pointer": "", "detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]
-    errors = sorted(_validator().iter_errors(body), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    # A value of the wrong type is reported by its type error alone: the other rules at that
+    # place (e.g. "one of content_base64 or uri" for a string where an object belongs) follow from it.
+    errors = sorted(
+        _validator().iter_errors(body),
+        key=lambda e: (list(map(str, e.absolute_path)), e.validator != "type", str(e.validator)),
+    )
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     seen: set[tuple[str, str]] = set()
     out = []
     for e in errors:
+        if e.validator != "type" and tuple(e.absolute_path) in mistyped:
+            continue
         d = _describe(e)
         key = (d["pointer"], d["detail"])
         if key not in seen:

@@ -156,3 +156,11 @@ def test_convert_15_to_18_refuses_anything_but_15_digits(bad: str) -> None:
 )
 def test_luhn_accepts_valid_card_numbers_only(number: str, valid: bool) -> None:
     assert luhn_valid(number) is valid
+
+
+def test_future_birth_message_names_the_submission_date_not_today() -> None:
+    """The reference date is the application's submitted_at date, so the message says so."""
+    with pytest.raises(IdNumberError) as info:
+        parse_id_number(with_check("43010220261204071"), TODAY)
+    assert "申请提交日期" in info.value.message and "今天" not in info.value.message
+    assert "submitted" in info.value.message

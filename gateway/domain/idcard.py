@@ -57,7 +57,8 @@ _MESSAGES: dict[IdErrorCode, str] = {
     "(first 17 characters must be digits, the last a digit or uppercase X)",
     IdErrorCode.ID_CHECK_DIGIT: "身份证号码校验位不正确，请核对 (check digit does not match)",
     IdErrorCode.ID_BIRTH_DATE: "身份证号码中的出生日期不是有效日期 (birth date is not a valid date)",
-    IdErrorCode.ID_BIRTH_FUTURE: "身份证号码中的出生日期晚于今天 (birth date is in the future)",
+    IdErrorCode.ID_BIRTH_FUTURE: "身份证号码中的出生日期晚于申请提交日期 "
+    "(birth date is after the date the application was submitted)",
     IdErrorCode.ID_PROVINCE: "身份证号码前两位不是有效的省级行政区划代码 "
     "(first two digits are not a province-level division code)",
     IdErrorCode.ID_LEGACY_15: "15位旧身份证号码须转换为18位后再提交 "
@@ -115,7 +116,9 @@ def parse_id_number(value: str, today: date) -> IdNumber:
     """Validate an 18-character ID number and decode it; raise ``IdNumberError`` otherwise.
 
     Checks, in order: length (15 digits → ``ID_LEGACY_15``), characters, province,
-    birth date (real, not after ``today``), then the check digit.
+    birth date (real, not after ``today``), then the check digit. ``today`` is the
+    reference date: for an application, the date of its ``submitted_at`` (the gateway
+    evaluates every date rule at that moment), hence the message's "申请提交日期".
     """
     if not isinstance(value, str):
         raise IdNumberError(IdErrorCode.ID_FORMAT)
