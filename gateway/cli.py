@@ -17,9 +17,12 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.app import build_app
+    from gateway.tls import server_context
 
     config = load_config(args.config)
-    web.run_app(build_app(config), host=config.host, port=config.port, access_log=None, print=None)
+    context = server_context(config.tls) if config.tls else None
+    web.run_app(build_app(config), host=config.host, port=config.port, access_log=None, print=None,
+                ssl_context=context)
     return 0
 
 

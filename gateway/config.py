@@ -16,6 +16,7 @@ from gateway.auth import METHODS, AuthSettings, parse_keys
 from gateway.domain.retirement_age import EarlyRetirementAges
 from gateway.mapping import DepartmentMapping, MappingError, load_mapping
 from gateway.store.sealing import Sealer, sealer_from_environment
+from gateway.tls import TlsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "gateway.toml"
@@ -103,6 +104,7 @@ class GatewayConfig:
     notify: NotifySettings = field(default_factory=lambda: NotifySettings())
     # Encryption at rest (GATEWAY_STORE_KEYS / GATEWAY_STORE_KEY_ID); off without keys.
     sealer: Sealer = field(default_factory=Sealer, repr=False)
+    tls: TlsSettings | None = None  # [server.tls]: TLS, mutual when a client CA is set
     # Key for the audit chain's HMAC-SM3 (GATEWAY_AUDIT_KEY); without it the chain is plain SM3.
     audit_key: bytes | None = field(default=None, repr=False)
     departments: dict[str, DepartmentConfig] = field(default_factory=dict)
@@ -133,6 +135,26 @@ def _retry(data: dict[str, Any], where: str) -> RetrySettings:
     if r.attempts < 1 or r.max_age <= 0 or r.base <= 0 or r.cap <= 0:
         raise ConfigError(f"{where}: attempts ≥ 1 and max_age, base, cap > 0")
     return r
+
+
+def _tls(data: Any, base_dir: Path, path: Path) -> TlsSettings | None:
+    if data is None:
+        return None
+    where = f"{path}: [server.tls]"
+    if not isinstance(data, dict) or not isinstance(data.get("cert"), str) or not isinstance(data.get("key"), str):
+        raise ConfigError(f"{where}: needs cert and key (PEM file paths)")
+    unknown = set(data) - {"cert", "key", "client_ca", "key_password_env"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+
+    def file(key: str) -> Path:
+        p = base_dir / str(data[key])
+        if not p.is_file():
+            raise ConfigError(f"{where}: {key}: no such file {p}")
+        return p
+
+    return TlsSettings(file("cert"), file("key"), file("client_ca") if data.get("client_ca") else None,
+                       data.get("key_password_env"))
 
 
 def _notify(data: dict[str, Any]) -> NotifySettings:
@@ -254,6 +276,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             port=port,
             public_base_url=public.rstrip("/"),
             sealer=sealer,
+            tls=_tls(server.get("tls"), base_dir, path),
             audit_key=(os.environ.get("GATEWAY_AUDIT_KEY") or "").encode() or None,
             database_url=db,
             allow_any_submitted_at=bool(data.get("policy", {}).get("allow_any_submitted_at", False)),

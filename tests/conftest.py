@@ -19,6 +19,8 @@ from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import RunningSandbox
 from tests.pii import leaks
 
+pytest_plugins = ("tests.certs",)  # the test PKI fixture (`pki`)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEMO_APPLICATIONS = ROOT / "sandbox" / "applications.json"
