@@ -287,8 +287,7 @@ def _s(sp: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{sp['median']:.{digits}f}  ({sp['min']:.{digits}f}–{sp['max']:.{digits}f})"
 
 
-def table(doc: dict[str, Any]) -> str:
-    m, o = doc["machine"], doc["options"]
+def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     acc, floor, pre, disp, mem, soap = (doc["acceptance"]["sqlite"], doc["floor"], doc["precheck"], doc["dispatch"],
                                         doc["memory"], doc["soap"])
     rows: list[tuple[str, str]] = []
@@ -337,6 +336,12 @@ def table(doc: dict[str, Any]) -> str:
         f"{off['adapter_build_and_parse']:.3f} / {off['raw_template_and_xmltodict']:.3f}")
     row("  zeep client construction, ms: first / later",
         f"{soap['client_construction_first_ms']:.1f} / {soap['client_construction_ms']:.1f}")
+    return rows
+
+
+def table(doc: dict[str, Any]) -> str:
+    m, o = doc["machine"], doc["options"]
+    rows = _rows(doc)
     width = max(len(r[0]) for r in rows) + 2
     lines = [
         f"Gateway benchmark — {m['nproc']} cores {m['cpu_model']}, Python {doc['software']['python']}, "
@@ -366,3 +371,33 @@ def table(doc: dict[str, Any]) -> str:
     if bg.get("warning"):
         lines += ["", "warning: " + bg["warning"]]
     return "\n".join(lines)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results and targets as Markdown tables, for docs/benchmarks.md."""
+    lines = ["| measurement | median (min–max) |", "|---|---|"]
+    for label, value in _rows(doc):
+        indent = "↳ " * ((len(label) - len(label.lstrip())) // 2)
+        lines.append(f"| {indent}{label.strip()} | {value} |")
+    lines += ["", "| target | measured | limit | verdict | note |", "|---|---|---|---|---|"]
+    for t in doc["targets"]:
+        verdict = {True: "met", False: "**not met**", None: "not judged"}[t["met"]]
+        measured = "—" if t["value"] is None else f"{t['value']} {t['unit']}"
+        lines.append(f"| {t['target']} | {measured} | {t['limit']} {t['unit']} | {verdict} | {t['note']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gateway.benchmark.report FILE [--markdown]``: print a document's table."""
+    import json
+    import sys
+
+    args = argv if argv is not None else sys.argv[1:]
+    with open(args[0], encoding="utf-8") as fh:
+        doc = json.load(fh)
+    print(markdown(doc) if "--markdown" in args else table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
