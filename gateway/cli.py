@@ -150,6 +150,7 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from gateway.benchmark.runner import add_arguments as add_bench_arguments
     from gateway.cli_audit import add_arguments as add_audit_arguments
+    from gateway.cli_store import add_arguments as add_store_arguments
     from gateway.domain.retirement_age import Category
     from gateway.probe import add_arguments as add_department_arguments
     from sandbox.people import DEFAULT_PEOPLE
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="list: include replayed ones")
     p.add_argument("--config", type=Path)
     p.set_defaults(fn=_dlq)
+
+    p = sub.add_parser("store", help="the store: migrate, status, reseal (after a store key rotation)")
+    add_store_arguments(p)
 
     p = sub.add_parser("audit", help="audit trail: verify the chain, print its head, show an application's records")
     add_audit_arguments(p)

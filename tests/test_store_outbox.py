@@ -234,3 +234,35 @@ async def test_sqlite_refuses_to_run_without_wal_and_full_sync(tmp_path: Path) -
     with pytest.raises(StoreError, match="WAL"):
         await connector.open()
     await connector.close()
+
+
+async def test_reseal_moves_every_sealed_value_to_the_active_key_and_keeps_the_data(url: str, tmp_path: Path) -> None:
+    old, new = os.urandom(16), os.urandom(16)
+    before = open_store(url, tmp_path, Sealer({"k1": old}, "k1"))
+    await before.open()
+    try:
+        for n in range(5):
+            app = replace(application(f"R-{n}"), request={"applicant": {"name": f"轮换{n}"}})
+            await before.create_application(app)
+            await before.apply_result(f"R-{n}", "retire_normal", result(ItemStatus.APPROVED), json.dumps({"n": n}))
+    finally:
+        await before.close()
+    after = open_store(url, tmp_path, Sealer({"k1": old, "k2": new}, "k2"))
+    await after.open()
+    try:
+        assert await after.reseal(batch=2) == {"applications": 5, "items": 5}
+        assert await after.reseal(batch=2) == {"applications": 0, "items": 0}  # nothing left to do
+        async with after.connector.read() as tx:
+            values = [r["v"] for r in await tx.fetchall("SELECT request_json AS v FROM applications")]
+            raw = await tx.fetchall("SELECT raw_result AS v FROM items WHERE raw_result IS NOT NULL")
+            values += [r["v"] for r in raw]
+        assert values and all(v.startswith("sm4gcm:k2:") for v in values)
+    finally:
+        await after.close()
+    only_new = open_store(url, tmp_path, Sealer({"k2": new}, "k2"))  # the old key can now be retired
+    await only_new.open()
+    try:
+        stored = await only_new.get_application("R-3")
+        assert stored is not None and stored.request["applicant"]["name"] == "轮换3"
+    finally:
+        await only_new.close()

@@ -290,6 +290,47 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         old = ApplicationStatus.IN_PROGRESS.value
         return [Transition(application_no, "", old, ApplicationStatus.COMPLETED.value)] if changed else []
 
+    # --- key rotation -------------------------------------------------------------------
+
+    async def reseal(self, batch: int = 200) -> dict[str, int]:
+        """Rewrite every sealed column under the active key: values sealed with an older key
+        and values written before encryption was switched on. Safe to rerun or interrupt."""
+        counts = {"applications": 0, "items": 0}
+        last = ""
+        while True:
+            async with self.connector.write() as tx:
+                rows = await tx.fetchall(
+                    "SELECT application_no AS a, request_json AS v FROM applications WHERE application_no > ?"
+                    " ORDER BY application_no LIMIT ?", (last, batch),
+                )
+                for r in rows:
+                    if not self.sealer.is_current(r["v"]):
+                        fresh = self.sealer.seal(self.sealer.open(r["v"], r["a"]), r["a"])
+                        await tx.execute("UPDATE applications SET request_json = ? WHERE application_no = ?",
+                                         (fresh, r["a"]))
+                        counts["applications"] += 1
+            if len(rows) < batch:
+                break
+            last = rows[-1]["a"]
+        last_item = ("", "")
+        while True:
+            async with self.connector.write() as tx:
+                rows = await tx.fetchall(
+                    "SELECT application_no AS a, item AS i, raw_result AS v FROM items WHERE raw_result IS NOT NULL"
+                    " AND (application_no > ? OR (application_no = ? AND item > ?)) ORDER BY application_no, item"
+                    " LIMIT ?", (last_item[0], last_item[0], last_item[1], batch),
+                )
+                for r in rows:
+                    if not self.sealer.is_current(r["v"]):
+                        context = f"{r['a']}/{r['i']}"
+                        fresh = self.sealer.seal(self.sealer.open(r["v"], context), context)
+                        await tx.execute("UPDATE items SET raw_result = ? WHERE application_no = ? AND item = ?",
+                                         (fresh, r["a"], r["i"]))
+                        counts["items"] += 1
+            if len(rows) < batch:
+                return counts
+            last_item = (rows[-1]["a"], rows[-1]["i"])
+
     # --- operations ---------------------------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
