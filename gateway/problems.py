@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 TYPE_BASE = "https://gateway.retirement.hunan.gov.cn/problems/"
+_KIND = re.compile(r"^[a-z0-9-]+$")
+MAX_INSTANCE = 256  # characters of the decoded path
 
 
 class Problem(Exception):
@@ -26,6 +30,8 @@ class Problem(Exception):
         **extra: Any,
     ) -> None:
         super().__init__(detail)
+        if not _KIND.match(kind) or not 400 <= status <= 599:
+            raise ValueError(f"a problem needs a 4xx/5xx status and a kind of a-z0-9-, not {status} {kind!r}")
         self.status = status
         self.kind = kind
         self.title = title
@@ -42,17 +48,33 @@ class Problem(Exception):
             "detail": self.detail,
         }
         if instance:
-            out["instance"] = instance
+            out["instance"] = instance_reference(instance)
         if self.errors:
             out["errors"] = self.errors
         out.update(self.extra)
         return out
 
 
+def instance_reference(path: str) -> str:
+    """The request path as ``instance``: a URI reference (RFC 9457 §3.1.5), so the decoded
+    path is percent-encoded again (spaces, Chinese, ``%``). Paths longer than MAX_INSTANCE
+    characters are cut there and end in ``...``."""
+    cut = path[:MAX_INSTANCE]
+    encoded = quote(cut, safe="/:@!$&'()*+,;=-._~", errors="backslashreplace")
+    return encoded if len(cut) == len(path) else encoded + "..."
+
+
+def render(problem: Problem, instance: str | None = None) -> bytes:
+    """The problem as UTF-8 JSON. Never fails on what a caller managed to put in a member:
+    a lone surrogate is written as its JSON escape, anything else not JSON as its text."""
+    text = json.dumps(problem.body(instance), ensure_ascii=False, default=str)
+    return text.encode("utf-8", "backslashreplace")
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> web.Response:
     return web.Response(
         status=problem.status,
-        body=json.dumps(problem.body(instance), ensure_ascii=False).encode("utf-8"),
+        body=render(problem, instance),
         content_type="application/problem+json",
         charset="utf-8",
         headers=problem.headers,
