@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections import Counter
@@ -18,6 +19,7 @@ from gateway.domain.materials import (
     full_checklist,
     missing_materials,
 )
+from tests.conftest import Running, demo_application
 
 NORMAL, EARLY, RESIDENT = Item.RETIRE_NORMAL, Item.RETIRE_EARLY, Item.RESIDENT_PENSION
 ONE_CHILD, FUND = Item.ONE_CHILD_PARENT_REWARD, Item.PROVIDENT_FUND_WITHDRAWAL
@@ -81,17 +83,41 @@ def test_automatic_items_bring_only_system_fetched_data() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "fetched"),
+    ("reason", "fetched", "needed"),
     [
-        (EarlyReason.SPECIAL_WORK_TYPE, ["special_work_type_proof"]),
-        (EarlyReason.ILLNESS, ["labour_capacity_conclusion"]),
-        (EarlyReason.FLEXIBLE, []),
+        # Seed §八(二) row 5: "有特殊工种工作经历申请提前退休的人员需要提供相应的审批材料".
+        (EarlyReason.SPECIAL_WORK_TYPE, ["special_work_type_proof"], {"other_proof"}),
+        (EarlyReason.ILLNESS, ["labour_capacity_conclusion"], set()),
+        (EarlyReason.FLEXIBLE, [], set()),
     ],
 )
-def test_early_retirement_fetches_the_proof_of_its_reason_only(reason: EarlyReason, fetched: list[str]) -> None:
+def test_early_retirement_fetches_the_proof_of_its_reason_and_asks_approvals_only_for_special_type(
+    reason: EarlyReason, fetched: list[str], needed: set[str]
+) -> None:
     specs = checklist(EARLY, reason, [EARLY])
     assert [str(s.code) for s in specs if s.type is T.system_fetched] == fetched
-    assert required(specs) == {"id_document", "other_proof"}
+    assert required(specs) == needed
+    other = next(s for s in specs if s.code == "other_proof")
+    assert other.condition is not None and "特殊工种" in other.condition and "档案材料" in other.condition
+
+
+@pytest.mark.parametrize(
+    ("initiating", "reason", "items", "needed"),
+    [
+        (NORMAL, None, [NORMAL], False),
+        (NORMAL, None, [NORMAL, ONE_CHILD, FUND], False),  # one-child asks its own resident_id_card row
+        (RESIDENT, None, [RESIDENT], False),
+        (EARLY, EarlyReason.ILLNESS, [EARLY], False),
+        (EARLY, EarlyReason.ILLNESS, [EARLY, FUND], True),  # seed §八(二) row 2: withdrawal needs the ID card
+        (EARLY, EarlyReason.SPECIAL_WORK_TYPE, [EARLY, FUND], True),
+    ],
+)
+def test_identity_document_is_verified_by_the_identity_check_unless_the_seed_asks_for_the_card(
+    initiating: Item, reason: EarlyReason | None, items: list[Item], needed: bool
+) -> None:
+    spec = next(s for s in checklist(initiating, reason, items) if s.code == "id_document")
+    assert spec.required_from_applicant is needed
+    assert spec.condition is not None and "身份核验" in spec.condition
 
 
 @pytest.mark.parametrize(
@@ -104,7 +130,7 @@ def test_early_retirement_fetches_the_proof_of_its_reason_only(reason: EarlyReas
 )
 def test_one_child_certificates_follow_the_childless_category(childless: bool | None, needed: set[str]) -> None:
     specs = checklist(RESIDENT, None, [ONE_CHILD], childless=childless)
-    always = {"id_document", "resident_id_card", "household_register", "photo_1inch_x2", "marriage_certificate"}
+    always = {"resident_id_card", "household_register", "photo_1inch_x2", "marriage_certificate"}
     assert required(specs) == always | needed
     assert {"one_child_certificate", "no_child_certificate", "child_support_proof"} <= set(codes(specs))
 
@@ -154,7 +180,7 @@ def test_missing_materials_lists_required_codes_not_submitted_once_each() -> Non
     assert codes(missing_materials(specs, {"id_document"})) == ["other_proof", "id_photo", "bank_card"]
     assert missing_materials(specs, {"id_document", "other_proof", "id_photo", "bank_card"}) == ()
     doubled = specs + specs
-    assert codes(missing_materials(doubled, set())) == ["id_document", "other_proof", "id_photo", "bank_card"]
+    assert codes(missing_materials(doubled, set())) == ["other_proof", "id_photo", "bank_card"]
 
 
 def test_missing_materials_ignores_generated_fetched_and_optional_materials() -> None:
@@ -167,7 +193,7 @@ def test_material_json_shape() -> None:
     spec = checklist(RESIDENT, None, [Item.SSCARD_APPLY])[-1]
     assert spec.to_json() == {
         "code": "id_photo",
-        "name": "本人证件照片",
+        "name": "申请人证件照片",  # the resident table's wording (seed §八(三) row 4)
         "type": "provided",
         "item": "sscard_apply",
         "condition": spec.condition,
@@ -183,8 +209,8 @@ EXAMPLES = Path(os.environ.get("GATEWAY_EXAMPLES_DIR", Path(__file__).resolve().
 @pytest.mark.parametrize(
     ("initiating", "items", "needed"),
     [
-        (NORMAL, [Item.MEDICAL_RETIREE_REGISTRATION, Item.EMPLOYMENT_FILING_END], {"id_document", "other_proof"}),
-        (RESIDENT, [Item.SSCARD_APPLY], {"id_document", "id_photo"}),
+        (NORMAL, [Item.MEDICAL_RETIREE_REGISTRATION, Item.EMPLOYMENT_FILING_END], {"other_proof"}),
+        (RESIDENT, [Item.SSCARD_APPLY], {"id_photo"}),
     ],
 )
 def test_sample_applications_need_exactly_these_materials(
@@ -212,3 +238,88 @@ def test_shared_example_applications_miss_no_material() -> None:
         )
         submitted = {m["code"] for m in application["materials"]}
         assert missing_materials(specs, submitted) == (), application["application_no"]
+
+
+# --- the seed's material tables, transcribed here row by row (not imported from the module) ------
+
+ONLINE, PROVIDED, FETCHED, GENERATED = "在线填报", "申请时提供或核验", "系统获取", "自动生成"
+_TYPE = {ONLINE: T.online_form, PROVIDED: T.provided, FETCHED: T.system_fetched, GENERATED: T.auto_generated}
+NONE = None  # a row "无 / 无": the card activation needs no material
+FORM = "《我要办理“退休一件事一次办”申请表》"
+# (row, 材料名称, 材料类型). Transcription notes: the seed prints "（结婚证/离婚证)" with a half-width
+# closing parenthesis; it is written full-width here. Types "申请时核验或提供", "申请时提供" and
+# "申请时核验" are one type, provided/verified (domain.md §6).
+SEED_NORMAL = [
+    (1, FORM, ONLINE), (2, "有效身份证件", PROVIDED), (3, "非个人档案材料的其他证明材料", PROVIDED),
+    (4, "本人证件照片", PROVIDED), (5, NONE, NONE), (6, "申请人基本信息", FETCHED), (7, "申请人基本信息", FETCHED),
+    (8, "申请人基本信息", FETCHED), (9, "《湖南省退休人员基本医疗保险管理登记表》", GENERATED),
+    (10, "《湖南省城镇独生子女父母奖励对象申请表》", GENERATED), (11, "申请人身份证", PROVIDED),
+    (12, "申请人户口本", PROVIDED), (13, "独生子女证/独生子女父母光荣证（生育状况证明）", PROVIDED),
+    (14, "一寸免冠近照两张", PROVIDED), (15, "退休证", PROVIDED), (16, "婚姻状况证明（结婚证/离婚证）", PROVIDED),
+    (17, "无子女证明", PROVIDED), (18, "子女抚养证明材料（再婚对象）", PROVIDED),
+    (19, "申请人社保卡或银行一类储蓄卡", PROVIDED),
+]
+SEED_EARLY = [
+    (1, FORM, ONLINE), (2, "有效身份证件", PROVIDED), (3, "特殊工种工作经历证明", FETCHED),
+    (4, "《劳动能力鉴定（确认）结论书》", FETCHED), (5, "其他证明材料", PROVIDED), (6, "本人证件照片", PROVIDED),
+    (7, NONE, NONE), (8, "申请人基本信息", FETCHED), (9, "申请人基本信息", FETCHED), (10, "申请人基本信息", FETCHED),
+    (11, "《湖南省城镇独生子女父母奖励对象申请表》", GENERATED), (12, "身份证", PROVIDED), (13, "户口本", PROVIDED),
+    (14, "独生子女证/独生子女父母光荣证（生育状况证明）", PROVIDED), (15, "一寸免冠近照两张", PROVIDED),
+    (16, "退休证", PROVIDED), (17, "婚姻状况证明（结婚证/离婚证）", PROVIDED), (18, "无子女证明", PROVIDED),
+    (19, "子女抚养证明材料（再婚对象）", PROVIDED), (20, "申请人银行一类储蓄卡", PROVIDED),
+    (21, "退休证或退休批文", PROVIDED),
+]
+SEED_RESIDENT = [
+    (1, FORM, ONLINE), (2, "有效身份证件", PROVIDED), (3, "申请人基本信息", FETCHED), (4, "申请人证件照片", PROVIDED),
+    (5, NONE, NONE), (6, "申请人基本信息", FETCHED), (7, "申请人基本信息", FETCHED),
+    (8, "《湖南省城镇独生子女父母奖励对象申请表》", GENERATED), (9, "身份证", PROVIDED), (10, "户口本", PROVIDED),
+    (11, "独生子女证/独生子女父母光荣证（生育状况证明）", PROVIDED), (12, "一寸免冠近照两张", PROVIDED),
+    (13, "退休证", PROVIDED), (14, "婚姻状况证明（结婚证/离婚证）", PROVIDED), (15, "无子女证明", PROVIDED),
+    (16, "子女抚养证明材料（再婚对象）", PROVIDED),
+]
+SEED_TABLES = {NORMAL: SEED_NORMAL, EARLY: SEED_EARLY, RESIDENT: SEED_RESIDENT}
+
+
+@pytest.mark.parametrize("initiating", [NORMAL, EARLY, RESIDENT])
+def test_checklist_names_and_types_follow_the_seed_row_by_row(initiating: Item) -> None:
+    seed = [(row, name, _TYPE[kind]) for row, name, kind in SEED_TABLES[initiating] if name is not None]
+    ours = [(s.seed_row, s.name, s.type) for s in full_checklist(initiating)]
+    for expected, got in zip(seed, ours, strict=True):
+        assert got == expected
+    assert len(seed) == {NORMAL: 18, EARLY: 20, RESIDENT: 15}[initiating]
+
+
+@pytest.mark.parametrize(
+    ("initiating", "reason", "name", "allowed", "not_allowed"),
+    [
+        (NORMAL, None, "申请人社保卡或银行一类储蓄卡", "社保卡或一类储蓄卡", None),
+        (EARLY, EarlyReason.ILLNESS, "申请人银行一类储蓄卡", "一类储蓄卡", "社保卡"),  # seed §八(二) row 20
+    ],
+)
+def test_bank_card_material_follows_the_seed_of_the_initiating_item(
+    initiating: Item, reason: EarlyReason | None, name: str, allowed: str, not_allowed: str | None
+) -> None:
+    card = next(s for s in checklist(initiating, reason, [FUND]) if s.code == "bank_card")
+    assert card.name == name and card.required_from_applicant
+    assert card.condition is not None and card.condition.endswith(f"修改后的卡号需校验为提取人{allowed}")
+    if not_allowed:
+        assert not_allowed not in card.condition
+
+
+# --- over HTTP: 422 materials-missing lists the missing codes ----------------------------------------
+
+
+async def test_missing_materials_are_refused_with_422_listing_each_missing_code(gw: Running) -> None:
+    app = copy.deepcopy(demo_application("DEMO-001")) | {"application_no": "MAT-MISSING-1"}
+    app["materials"] = [m for m in app["materials"] if m["code"] not in ("id_photo", "bank_card", "other_proof")]
+    status, problem, headers = await gw.post("/api/v1/joint-applications", app)
+    assert status == 422, problem
+    assert headers["Content-Type"].startswith("application/problem+json")
+    assert problem["type"].endswith("/materials-missing")
+    assert [m["code"] for m in problem["missing"]] == ["other_proof", "id_photo", "bank_card"]  # checklist order
+    assert {m["item"] for m in problem["missing"]} == {"retire_normal", "sscard_apply", "provident_fund_withdrawal"}
+    for m in problem["missing"]:
+        assert f"{m['name']}（{m['code']}）" in problem["detail"]
+    assert (await gw.get("/api/v1/joint-applications/MAT-MISSING-1"))[0] == 404  # nothing stored
+    complete = copy.deepcopy(demo_application("DEMO-001")) | {"application_no": "MAT-MISSING-2"}
+    assert (await gw.post("/api/v1/joint-applications", complete))[0] == 202
