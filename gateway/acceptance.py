@@ -306,27 +306,53 @@ class Acceptance:
         }
 
     def _refusal(self, evaluation: prechecks.Evaluation) -> Problem:
-        failing = [c for c in evaluation.checks if c.result in (prechecks.Outcome.fail, prechecks.Outcome.unverifiable)]
+        """422 for a refused pre-check. ``detail`` names exactly what refused it: the failing or
+        unverifiable checks of the initiating item, or under ``all_or_nothing`` each chosen item
+        that could not be included and why (docs/eligibility.md, Decisions); ``checks`` lists
+        every check. After an identity refusal only the ``ID`` entry is there (``checks_withheld``)."""
+        from gateway.domain.items import ITEMS, Mode  # only this method may change in this module
+
+        bad = (prechecks.Outcome.fail, prechecks.Outcome.unverifiable)
+
+        def listed(causes: list[str], limit: int = 5) -> str:
+            shown = "；".join(causes[:limit])
+            return shown if len(causes) <= limit else f"{shown}；……等{len(causes)}项（见 checks）"
+
+        def failing(item: Item) -> list[str]:
+            ordered = sorted((c for c in evaluation.checks if c.item is item and c.result in bad),
+                             key=lambda c: c.result is not prechecks.Outcome.fail)  # fails first
+            return [f"{c.key} {c.reason}" for c in ordered]
+
         code = evaluation.refusal_code or "precheck_failed"
-        if code.startswith("identity"):
-            detail = (
-                "申请人身份未能通过公安部门核验"
-                if code == "identity_not_verified"
-                else "公安身份核验暂不可用，请稍后再试"
-            )
+        initiating = next(d for d in evaluation.items if d.mode is Mode.INITIATING)
+        if evaluation.checks_withheld:
+            not_verified = code == "identity_not_verified"
+            head = "申请人身份未能通过公安部门核验" if not_verified else "公安身份核验暂不可用，请稍后再试"
+            detail = f"{head}；{prechecks.WITHHELD_TEXT}"
+        elif code == "all_or_nothing":
+            causes = []
+            passed_over = ("NOT_NEEDED", "APPLICATION_REFUSED")  # not needed, or would have gone ahead
+            for d in evaluation.items:  # the chosen items that could not be included, and why
+                if d.mode is Mode.OPTIONAL and not d.included and d.reason_code not in passed_over:
+                    checks = failing(d.item)
+                    causes.append(f"{ITEMS[d.item].name}：{d.reason}" + (f"（{listed(checks)}）" if checks else ""))
+            intro = "已选择“全部办理或全部不办理”，以下事项未能纳入，整件不予受理："
+            detail = intro + (listed(causes) or initiating.reason)
         else:
-            detail = "前置校验未通过：" + "；".join(f"{c.key} {c.reason}" for c in failing[:5])
+            detail = "前置校验未通过：" + (listed(failing(initiating.item)) or initiating.reason)
         return Problem(
             422,
             code.replace("_", "-"),
             "The application cannot be accepted",
             detail,
             checks=_checks_json(evaluation),
+            checks_withheld=evaluation.checks_withheld,
             items=[
                 {"item": d.item.value, "included": d.included, "reason_code": d.reason_code, "reason": d.reason}
                 for d in evaluation.items
             ],
             unverified_departments=[d.value for d in evaluation.unverified_departments],
+            warnings=list(evaluation.warnings),
         )
 
 
