@@ -30,6 +30,7 @@ from gateway.config import GatewayConfig
 from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import run_sandbox
 from tests.conftest import DEMO_APPLICATIONS, ROOT, Running
+from tests.test_retirement_age import WORKED_EXAMPLES
 
 SUBMITTED_AT = "2026-12-03T10:00:00+08:00"
 PRECHECKS = "/api/v1/prechecks"
@@ -90,7 +91,12 @@ CASES: dict[str, tuple[Shape, str]] = {
     **{f"H{n:02d}": (WITH_ONE_CHILD, "测试F02") for n in range(1, 4)},
     **{f"F{n:02d}": (WITH_FUND, "测试甲一") for n in range(1, 4)},
     **{f"R{n:02d}": (RESIDENT, "示例丙") for n in range(1, 11)},
+    # 测试M07本省 has 31 years of medical contributions but 12y6m in Hunan: enough for 2025 (12),
+    # not for 2026 (13, 湖南省职工基本医疗保险实施办法 art. 26). He fails M07 on that rule alone.
+    "M07本省": (WITH_MEDICAL, "测试甲一"),
 }
+# Persons whose name is not the key they fail.
+TARGET = {"H全": "H03", "M07本省": "M07"}
 # The documented unavoidable companions: P13/R10 are judged only under the minimum months, so
 # P12/R09 fail with them; 测试H全 fails all three one-child alternatives.
 ALSO_FAILS = {"P13": {"P12"}, "R10": {"R09"}, "H全": {"H01", "H02"}}
@@ -173,19 +179,20 @@ async def precheck(gw: Running, body: dict[str, Any]) -> dict[str, Any]:
 def _case_params() -> list[Any]:
     params = [pytest.param(key, shape, base, id=key) for key, (shape, base) in CASES.items()]
     params.append(pytest.param("H全", WITH_ONE_CHILD, "测试F02", id="H-all"))
-    return params
+    return [p if p.id != "M07本省" else pytest.param(*p.values, id="M07-in-province") for p in params]
 
 
 def test_every_listed_key_has_its_test_person() -> None:
     assert {f"测试{k}" for k in CASES} <= set(PEOPLE)
-    assert len(CASES) == 13 + 1 + 4 + 2 + 7 + 3 + 3 + 10
+    assert set(DOC_ORDER) <= set(CASES)  # every check key of eligibility.md
+    assert len(CASES) == 13 + 1 + 4 + 2 + 7 + 3 + 3 + 10 + 1  # + 测试M07本省
 
 
 @pytest.mark.parametrize(("key", "shape", "baseline"), _case_params())
 async def test_person_fails_exactly_their_check_and_an_eligible_person_passes_it(
     gw: Running, key: str, shape: Shape, baseline: str
 ) -> None:
-    target = key if key != "H全" else "H03"
+    target = TARGET.get(key, key)
     body = body_for(f"测试{key}", shape, f"PRE-{key.encode().hex()}")
     answer = await precheck(gw, body)
     got = results(answer)
@@ -258,7 +265,8 @@ async def test_precheck_answer_lists_every_rule_with_item_department_result_and_
     assert len(checks) == len(expected)
     assert [c["key"] for c in checks] == sorted(expected, key=DOC_ORDER.index)
     for c in checks:
-        assert {"key", "item", "department", "result", "reason"} <= set(c), c
+        assert {"key", "item", "department", "result", "reason", "source", "query"} <= set(c), c
+        assert c["source"] and c["query"].startswith(c["department"] + ": "), c
         assert c["item"] == ITEM_OF_PREFIX.get(c["key"][0], shape.initiating), c
         assert c["department"] == DEPT_OF_PREFIX[c["key"][0]], c
         assert c["result"] in ("pass", "fail", "not_applicable", "unverifiable"), c
@@ -266,6 +274,27 @@ async def test_precheck_answer_lists_every_rule_with_item_department_result_and_
     if shape.early_reason in ("special_work_type", "illness"):
         other = "E02" if shape.early_reason == "special_work_type" else "E01"
         assert results(answer)[other] == "not_applicable"
+
+
+async def test_m07_in_province_minimum_is_the_year_of_handlings(gw: Running) -> None:
+    answer = await precheck(gw, body_for("测试M07本省", WITH_MEDICAL, "PRE-M07-PROV"))
+    m07 = next(c for c in answer["checks"] if c["key"] == "M07")
+    assert m07["result"] == "fail" and "2026年标准：累计30年，其中本省实际缴费13年" in m07["reason"]
+    assert "湖南省职工基本医疗保险实施办法" in m07["source"]
+    # The same person a year earlier would pass: 12 years were enough in 2025.
+    earlier = body_for("测试M07本省", WITH_MEDICAL, "PRE-M07-2025") | {"submitted_at": "2025-12-03T10:00:00+08:00"}
+    assert results(await precheck(gw, earlier))["M07"] == "pass"
+
+
+async def test_the_hpf_record_centre_wins_over_the_declared_one(gw: Running) -> None:
+    # 测试F中心 declares the province centre (430000); the province system's record says 430100.
+    answer = await precheck(gw, body_for("测试F中心", WITH_FUND, "PRE-F-CENTRE"))
+    got = results(answer)
+    assert {got[k] for k in _F} == {"not_applicable"}, got
+    fund = item(answer, FUND)
+    assert (fund["included"], fund["reason_code"]) == (False, "HPF_CENTER_NOT_CONNECTED")
+    assert "430100" in fund["reason"]
+    assert answer["accepted"] is True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,6 +457,49 @@ async def test_policy_endpoint_returns_the_worked_example(gw: Running) -> None:
     status, body, content_type = await _get(gw, "?birth=1966-07&category=male")
     assert status == 200 and content_type.startswith("application/json")
     assert body == MALE_1966_07
+
+
+def _min_contribution(year: int) -> dict[str, int]:
+    """retirement-age.md, annex 4: 15 years to 2029, +6 months a year from 2030, 20 years from 2039."""
+    months = min(180 + 6 * max(0, year - 2029), 240)
+    return {"years": months // 12, "months": months % 12}
+
+
+def _worked_json(example: tuple[Any, ...]) -> dict[str, Any]:
+    """retirement-age.md's worked-example row as the policy JSON."""
+    category, birth, age, retires, earliest, latest = example
+    original = {"male": 60, "female_cadre": 55, "female_worker": 50}[str(category)]
+    return {
+        "category": str(category),
+        "birth": birth,
+        "statutory_age": {"years": age[0], "months": age[1]},
+        "retirement_month": retires,
+        "original_age": {"years": original, "months": 0},
+        "flexible_earliest": {"age": {"years": earliest[0], "months": earliest[1]}, "month": earliest[2]},
+        "flexible_latest": {"age": {"years": latest[0], "months": latest[1]}, "month": latest[2]},
+        "min_contribution": _min_contribution(int(retires[:4])),
+    }
+
+
+WORKED = [pytest.param(e, id=f"{e[0]}-{e[1]}") for e in WORKED_EXAMPLES]
+
+
+def test_all_ten_worked_examples_are_covered() -> None:
+    assert len(WORKED) == 10
+
+
+@pytest.mark.parametrize("example", WORKED)
+async def test_policy_endpoint_gives_every_worked_example(gw: Running, example: tuple[Any, ...]) -> None:
+    status, body, _ = await _get(gw, f"?birth={example[1]}&category={example[0]}")
+    assert status == 200
+    assert body == _worked_json(example)
+
+
+@pytest.mark.parametrize("example", WORKED)
+def test_cli_policy_gives_every_worked_example(example: tuple[Any, ...]) -> None:
+    done = _cli("policy", "retirement-age", "--birth", example[1], "--category", str(example[0]))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == _worked_json(example)
 
 
 @pytest.mark.parametrize(
