@@ -272,6 +272,19 @@ def test_unrepresentable_text_in_a_name_is_refused_by_pointer(gw: Client, raw: b
     assert_not_stored(gw, number)
 
 
+@pytest.mark.parametrize("endpoint", BODY_ENDPOINTS)
+def test_a_body_of_ten_million_numbers_is_refused_before_it_is_parsed(gw: Client, endpoint: str) -> None:
+    """20 MB of ``0,`` used to hold the event loop for seconds while every value was visited."""
+    data = b"[" + b"0," * (LIMIT // 2 - 1) + b"]"
+    body = assert_problem(gw.request("POST", endpoint, data), 400, "malformed-json")
+    assert body["detail"].startswith("the body has more than 100000 values")
+
+
+def test_a_body_just_within_the_value_budget_is_parsed(gw: Client) -> None:
+    data = b"[" + b"0," * 99_999 + b"0]"  # 99,999 commas and one bracket: 100,000 separators
+    assert_problem(gw.request("POST", SUBMIT, data), 400, "validation-error", "")
+
+
 def test_tab_and_newlines_and_an_escaped_surrogate_pair_are_text(gw: Client) -> None:
     """The text rules refuse only what cannot be carried: these reach the schema and the rules."""
     number = "HOSTILE-TXT-OK"

@@ -35,6 +35,10 @@ MAX_DEPTH = 32
 MAX_NUMBER_DIGITS = 20
 MAX_NUMBER_LENGTH = 40
 MAX_ERRORS = 20
+# Values a body may hold, bounded before parsing by counting , : [ { (an upper bound: they
+# may sit inside strings too). A joint application has a few hundred; a 20 MB body of
+# ten million numbers would otherwise hold the event loop for seconds.
+MAX_VALUES = 100_000
 _TITLE = "Malformed JSON"
 # Code points a decoded JSON string may hold that the gateway refuses to carry: C0 controls
 # but tab/LF/CR, the two non-characters XML 1.0 excludes, and surrogates (any surrogate in
@@ -108,40 +112,56 @@ def _segment(key: str) -> str | None:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+_Path = tuple[Any, str] | None  # (parent path, segment): built into a pointer only for an error
+
+
+def _pointer(path: _Path) -> str:
+    segments: list[str] = []
+    while path is not None:
+        path, segment = path
+        segments.append(segment)
+    return "".join("/" + s for s in reversed(segments))
+
+
 def _walk(data: Any) -> list[dict[str, str]]:
     """Every refused value, in document order, by pointer (at most MAX_ERRORS)."""
     errors: list[dict[str, str]] = []
-    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+
+    def refuse(path: _Path, detail: str) -> None:
+        errors.append({"pointer": _pointer(path), "detail": detail})
+
+    stack: list[tuple[Any, _Path, int]] = [(data, None, 1)]
     while stack and len(errors) < MAX_ERRORS:
-        value, pointer, depth = stack.pop()
-        if isinstance(value, _Refused):
-            errors.append({"pointer": pointer, "detail": value.rule})
-        elif isinstance(value, str):
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
             bad = _BAD_CHAR.search(value)
             if bad:
-                errors.append({"pointer": pointer, "detail": _char_rule(bad.group())})
-        elif isinstance(value, dict | list):
+                refuse(path, _char_rule(bad.group()))
+        elif isinstance(value, _Refused):
+            refuse(path, value.rule)
+        elif isinstance(value, list):
             if depth > MAX_DEPTH:
-                errors.append({"pointer": pointer, "detail": f"nested deeper than {MAX_DEPTH} levels"})
+                refuse(path, f"nested deeper than {MAX_DEPTH} levels")
+            else:
+                stack.extend((v, (path, str(i)), depth + 1) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                refuse(path, f"nested deeper than {MAX_DEPTH} levels")
                 continue
             if isinstance(value, _DuplicateKeys):
                 name = value.duplicate if _FIELD_NAME.match(value.duplicate) else None
-                where = f"{pointer}/{name}" if name else pointer
-                errors.append({"pointer": where, "detail": "duplicate key in an object"})
-            children: list[tuple[Any, str, int]] = []
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    seg = _segment(k)
-                    if seg is None:
-                        bad = _BAD_CHAR.search(k)
-                        if bad:
-                            errors.append({"pointer": pointer, "detail": "a key " + _char_rule(bad.group())})
-                            continue
-                    # a key of more than 64 characters is not repeated: what is inside it is
-                    # named by the object that holds it
-                    children.append((v, pointer if seg is None else f"{pointer}/{seg}", depth + 1))
-            else:
-                children = [(v, f"{pointer}/{i}", depth + 1) for i, v in enumerate(value)]
+                refuse(path if name is None else (path, name), "duplicate key in an object")
+            children: list[tuple[Any, _Path, int]] = []
+            for k, v in value.items():
+                seg = _segment(k)
+                if seg is None:
+                    bad = _BAD_CHAR.search(k)
+                    if bad:
+                        refuse(path, "a key " + _char_rule(bad.group()))
+                        continue
+                # a key of more than 64 characters is not repeated: what is inside it is
+                # named by the object that holds it
+                children.append((v, path if seg is None else (path, seg), depth + 1))
             stack.extend(reversed(children))
     return errors
 
@@ -177,6 +197,10 @@ async def read_json(request: web.Request) -> Any:
                       "the body could not be read: its Content-Encoding does not decode") from exc
     if not raw.strip():
         raise Problem(400, "malformed-json", _TITLE, "the body is empty")
+    separators = raw.count(b",") + raw.count(b":") + raw.count(b"[") + raw.count(b"{")
+    if separators > MAX_VALUES:
+        raise Problem(400, "malformed-json", _TITLE,
+                      f"the body has more than {MAX_VALUES} values (counted by their separators , : [ {{)")
     if raw.startswith(b"\xef\xbb\xbf"):
         raise Problem(400, "malformed-json", _TITLE,
                       "the body starts with a byte order mark: send UTF-8 without one (RFC 8259 §8.1)")
