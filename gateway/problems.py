@@ -81,7 +81,12 @@ def problem_response(problem: Problem, instance: str | None = None) -> web.Respo
     )
 
 
+MAX_ERRORS = 50  # listed in one problem; the detail still counts them all
+
+
 def validation_problem(errors: Sequence[Mapping[str, str]]) -> Problem:
+    """``errors`` lists the first MAX_ERRORS failures: a body of 10,000 empty materials
+    fails 20,000 rules, and listing them all made a 40 kB request a 1.5 MB answer."""
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return Problem(
@@ -89,5 +94,5 @@ def validation_problem(errors: Sequence[Mapping[str, str]]) -> Problem:
         "validation-error",
         "Request does not match the joint-application schema",
         f"{first['pointer'] or '/'}: {first['detail']}{more}",
-        errors=errors,
+        errors=errors[:MAX_ERRORS],
     )

@@ -353,7 +353,7 @@ def test_a_gzip_body_is_decoded_and_judged(open_: Client) -> None:
     assert open_.request("POST", PRECHECK, data, {"Content-Encoding": "gzip"}).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:129 request.read() lets RequestPayloadError "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:134 request.read() lets RequestPayloadError "
                    "(a Content-Encoding that does not decode) escape as a 500 when signing is on")
 def test_an_undecodable_content_encoding_is_malformed_when_signing_is_on(signed: Client) -> None:
     answer = signed.request("POST", PRECHECK, b"not gzip", {"Content-Encoding": "gzip"})
@@ -426,7 +426,7 @@ def test_a_bad_application_no_in_the_path_is_a_problem_with_the_path_encoded(sig
     assert body["instance"] == f"{SUBMIT}/{quote(number, safe='/')}"  # a URI reference again, never raw text
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/api/routes.py:47 get_application does not check the "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/api/routes.py:48 get_application does not check the "
                    "documented pattern ^[A-Za-z0-9-]{1,64}$; a bad number is a 404, not a 400 naming application_no")
 @pytest.mark.parametrize("number", BAD_NUMBERS[:4], ids=["dotdot", "space", "65chars", "chinese"])
 def test_a_bad_application_no_in_the_path_is_a_validation_error(signed: Client, number: str) -> None:
@@ -562,7 +562,7 @@ def test_1000_query_parameters_on_the_policy_endpoint(signed: Client) -> None:
     assert_problem(signed.get(_policy(f"category=male&{noise}")), 400, "validation-error", "birth")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/api/routes.py:69 request.query.get takes the first of "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/api/routes.py:72-73 request.query.get takes the first of "
                    "repeated birth/category parameters; a repeated parameter should be a 400 naming it")
 def test_a_repeated_query_parameter_is_refused(signed: Client) -> None:
     assert_problem(signed.get(_policy("birth=1966-07&birth=1975-01&category=male")), 400, "validation-error",
@@ -575,8 +575,8 @@ def test_a_birth_month_outside_the_policy_is_a_validation_error(signed: Client, 
     assert body["instance"] == POLICY
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/domain/retirement_age.py parse_birth_month accepts "
-                   "non-ASCII digits (fullwidth １９６６-07 → 200); the document's YearMonth is ASCII digits")
+@pytest.mark.xfail(strict=True, reason="finding: gateway/domain/retirement_age.py:49 _YEAR_MONTH "
+                   "(\\d) accepts non-ASCII digits (fullwidth １９６６-07 → 200); YearMonth is ASCII")
 def test_a_birth_month_in_fullwidth_digits_is_a_validation_error(signed: Client) -> None:
     assert_problem(signed.get(_policy("birth=" + quote("１９６６-07") + "&category=male")), 400,
                    "validation-error", "birth")
@@ -585,6 +585,14 @@ def test_a_birth_month_in_fullwidth_digits_is_a_validation_error(signed: Client)
 def test_an_x_request_id_is_echoed_only_up_to_64_characters(signed: Client) -> None:
     answer = signed.get("/healthz", {"X-Request-Id": "r" * 100})
     assert answer.headers["X-Request-Id"] == "r" * 64
+
+
+@pytest.mark.xfail(strict=True, reason="finding: gateway/app.py:65 echoes X-Request-Id as sent (first 64 "
+                   "characters): non-ASCII goes back raw in a response header and into every log line; accept "
+                   "[A-Za-z0-9._:-]{1,64} and generate an id otherwise")
+def test_a_non_ascii_request_id_is_replaced(signed: Client) -> None:
+    answer = signed.get("/healthz", {"X-Request-Id": "请求-1"})
+    assert answer.headers["X-Request-Id"].isascii() and answer.headers["X-Request-Id"] != ""
 
 
 # --- materials ------------------------------------------------------------------------------
@@ -612,6 +620,13 @@ def test_an_attachment_whose_sha256_does_not_match_is_refused(signed: Client) ->
     assert_not_stored(signed, "HOSTILE-SHA")
 
 
+def test_ten_thousand_empty_materials_list_fifty_errors_and_count_the_rest(gw: Client) -> None:
+    data = json.dumps({"materials": [{}] * 10_000}).encode()
+    body = assert_problem(gw.request("POST", PRECHECK, data), 400, "validation-error", "/application_no")
+    assert len(body["errors"]) == 50
+    assert body["detail"].endswith(" more)") and int(body["detail"].rsplit("(and ", 1)[1].split()[0]) > 10_000
+
+
 # --- callback_url in a production-like configuration ----------------------------------------
 
 
@@ -629,7 +644,7 @@ def test_a_callback_url_to_a_local_address_is_refused_in_production(prod_like: C
     assert_not_stored(prod_like, number)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/notify.py:46 callback_url_problem treats what "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/notify.py:48-50 callback_url_problem treats what "
                    "ipaddress.ip_address cannot parse as a host name, but the resolver reads 127.1, 0, "
                    "2130706433, 0x7f000001 and 'localhost.' as loopback: check the resolved addresses (at "
                    "acceptance and again at connect time)")
@@ -643,7 +658,7 @@ def test_a_callback_url_to_loopback_in_another_spelling_is_refused(prod_like: Cl
 # --- the signature and admin headers: refusals, never 500 -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:124 ts.isdigit() is true for '²' and for 5,000 "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:128 ts.isdigit() is true for '²' and for 5,000 "
                    "digits, then int(ts) raises: a 500 instead of 401 timestamp (use re.fullmatch('[0-9]{1,12}'))")
 @pytest.mark.parametrize("ts", ["²", "9" * 5000], ids=["superscript", "5000-digits"])
 def test_a_strange_timestamp_is_401(signed: Client, ts: str) -> None:
@@ -652,7 +667,7 @@ def test_a_strange_timestamp_is_401(signed: Client, ts: str) -> None:
     assert assert_problem(answer, 401, "unauthenticated")["reason"] == "timestamp"
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:134,137 hmac.compare_digest on str raises "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/auth.py:139,142 hmac.compare_digest on str raises "
                    "TypeError for non-ASCII X-Content-SM3/X-Signature: a 500 instead of 401 (compare bytes)")
 @pytest.mark.parametrize("header", ["X-Content-SM3", "X-Signature"])
 def test_a_non_ascii_digest_or_signature_is_401(signed: Client, header: str) -> None:
@@ -661,7 +676,7 @@ def test_a_non_ascii_digest_or_signature_is_401(signed: Client, header: str) -> 
     assert_problem(answer, 401, "unauthenticated")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/api/admin.py:22 value.encode() raises "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/api/admin.py:27 value.encode() raises "
                    "UnicodeEncodeError for a non-UTF-8 Authorization byte: a 500 instead of 401")
 def test_a_non_utf8_admin_token_is_401(open_: Client) -> None:
     answer = open_.get("/admin/v1/dead-letters", {"Authorization": "Bearer \udcff"})
@@ -673,7 +688,14 @@ def test_a_wrong_admin_token_is_401(open_: Client) -> None:
         assert_problem(open_.get("/admin/v1/dead-letters", {"Authorization": value}), 401, "unauthorized")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: gateway/api/admin.py:41 raw.isdigit() accepts '²' and "
+@pytest.mark.xfail(strict=True, reason="finding: gateway/api/admin.py:75 include_replayed other than 'true'/'false' "
+                   "is read as false; the document's enum says it is a 400 naming include_replayed")
+def test_an_include_replayed_outside_the_enum_is_a_validation_error(open_: Client) -> None:
+    answer = open_.get("/admin/v1/dead-letters?include_replayed=yes", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert_problem(answer, 400, "validation-error", "include_replayed")
+
+
+@pytest.mark.xfail(strict=True, reason="finding: gateway/api/admin.py:67 raw.isdigit() accepts '²' and "
                    "5,000 digits, then int() raises, and a 20-digit id overflows SQLite INTEGER: 500s "
                    "(use re.fullmatch('[0-9]{1,18}') and 400)")
 @pytest.mark.parametrize("job", [quote("²"), "9" * 5000, "9" * 20], ids=["superscript", "5000-digits", "20-digits"])
