@@ -148,7 +148,11 @@ def test_policy_json_without_flexible_window_has_nulls() -> None:
     assert body["retirement_month"] == "2024-12"
 
 
-@pytest.mark.parametrize("text", ["1965-1", "1965-13", "1965-00", "65-01", "1965/01", "1965-01-01", "", " 1965-01"])
+@pytest.mark.parametrize(
+    "text",
+    ["1965-1", "1965-13", "1965-00", "65-01", "1965/01", "1965-01-01", "", " 1965-01",
+     "１９６６-07", "١٩٦٦-07", "1966-٠٧"],  # fullwidth and Arabic-Indic digits: int() would read them
+)
 def test_year_month_parse_rejects_anything_but_yyyy_mm(text: str) -> None:
     with pytest.raises(ValueError):
         YearMonth.parse(text)

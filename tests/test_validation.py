@@ -95,6 +95,40 @@ def test_an_impossible_date_is_a_field_error_not_a_crash(change: Callable[[dict[
     assert "real" in got[0]["detail"]
 
 
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for v in node.values():
+            yield from _patterns(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _patterns(v)
+
+
+def test_no_schema_pattern_uses_backslash_d() -> None:
+    """Python's re (jsonschema) matches \\d for any Unicode digit; ECMA-262's \\d is ASCII only."""
+    patterns = list(_patterns(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))))
+    assert patterns and not [p for p in patterns if "\\d" in p]
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        (lambda b: b.__setitem__("submitted_at", "٢٠٢٦-12-03T10:00:00+08:00"), "/submitted_at"),
+        (lambda b: b["applicant"].__setitem__("birth_date", "１９６３-05-18"), "/applicant/birth_date"),
+        (lambda b: b.__setitem__("application_no", "DEMO-００1"), "/application_no"),
+    ],
+)
+def test_non_ascii_digits_are_refused(change: Callable[[dict[str, Any]], Any], pointer: str) -> None:
+    assert {e["pointer"] for e in schema_errors(changed(change))} == {pointer}
+
+
+def test_a_requested_month_in_non_ascii_digits_is_refused() -> None:
+    flexible = copy.deepcopy(demo_application("DEMO-006")) | {"requested_retirement_month": "٢٠٢٦-12"}
+    assert [e["pointer"] for e in schema_errors(flexible)] == ["/requested_retirement_month"]
+
+
 # --- pointers name the field, in the order a person fixes them ------------------------------------
 
 POINTER_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], list[str], str]] = [

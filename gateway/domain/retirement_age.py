@@ -46,7 +46,7 @@ class Category(StrEnum):
     female_worker = "female_worker"  # original age 50 (workers)
 
 
-_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII only: \d and int() take any Unicode digit
 
 
 @dataclass(frozen=True, order=True, slots=True)
