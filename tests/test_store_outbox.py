@@ -228,7 +228,8 @@ async def test_a_sqlite_reader_never_sees_a_write_that_is_still_in_progress(tmp_
 
 
 async def test_sqlite_refuses_to_run_without_wal_and_full_sync(tmp_path: Path) -> None:
-    from gateway.store.connectors import SqliteConnector, StoreError
+    from gateway.store.connectors import StoreError
+    from gateway.store.sqlite import SqliteConnector
 
     connector = SqliteConnector(Path(":memory:"))  # an in-memory database cannot keep a WAL
     with pytest.raises(StoreError, match="WAL"):

@@ -1,11 +1,11 @@
-"""The narrow seam under the store: run SQL in a transaction. Two twins: SQLite, PostgreSQL.
+"""The narrow seam under the store: run SQL in a transaction. Two twins: SQLite
+(gateway/store/sqlite.py) and PostgreSQL (here).
 
 SQL is written once with ``?`` placeholders; the PostgreSQL connector numbers them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -62,95 +62,6 @@ class Connector(Protocol):
     def write(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
 
     def read(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
-
-
-# --- SQLite -------------------------------------------------------------------------------
-
-
-class _SqliteTx:
-    def __init__(self, db: Any) -> None:
-        self._db = db
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = await self._db.execute(sql, tuple(params))
-        return int(cur.rowcount)
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Mapping[str, Any] | None:
-        async with self._db.execute(sql, tuple(params)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else dict(row)
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
-        async with self._db.execute(sql, tuple(params)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
-
-
-class SqliteConnector:
-    """One aiosqlite connection (its own thread). Writers are serialised here and by
-    SQLite's file lock (``BEGIN IMMEDIATE``), so several processes may share the file."""
-
-    dialect = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: Any = None
-        self._reader: Any = None
-        self._lock = asyncio.Lock()
-        self._read_lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await _sqlite_connect(self.path)
-        tx = _SqliteTx(self._db)
-        mode = (await tx.fetchone("PRAGMA journal_mode")) or {}
-        sync = (await tx.fetchone("PRAGMA synchronous")) or {}
-        if str(next(iter(mode.values()), "")).lower() != "wal" or int(next(iter(sync.values()), 0)) != 2:
-            raise StoreError("SQLite must run with journal_mode=WAL and synchronous=FULL")
-        async with self.write() as w:
-            await apply_migrations(w, self.dialect)
-        # Reads get their own connection: under WAL it sees only committed data, never a
-        # write transaction still in progress on the writer (which may yet roll back).
-        self._reader = await _sqlite_connect(self.path)
-
-    async def close(self) -> None:
-        for conn in (self._reader, self._db):
-            if conn is not None:
-                await conn.close()
-        self._db = self._reader = None
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[Tx]:
-        if self._db is None:
-            raise StoreError("store is not open")
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteTx(self._db)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[Tx]:
-        if self._reader is None:
-            raise StoreError("store is not open")
-        async with self._read_lock:
-            await self._reader.execute("BEGIN")  # one snapshot for every statement of this read
-            try:
-                yield _SqliteTx(self._reader)
-            finally:
-                await self._reader.execute("COMMIT")
-
-
-async def _sqlite_connect(path: Path) -> Any:
-    import aiosqlite
-
-    db = await aiosqlite.connect(path, isolation_level=None)
-    db.row_factory = aiosqlite.Row
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
-        await db.execute(f"PRAGMA {pragma}")
-    return db
 
 
 async def apply_migrations(tx: Tx, dialect: str) -> None:

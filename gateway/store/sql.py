@@ -11,21 +11,24 @@ its items change.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.mapping import ItemResult
 from gateway.status import FINAL_STATUSES, ApplicationStatus, ItemStatus
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AuditLog, append_audit_sync
 from gateway.store.bindings import Bindings
-from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, SqliteConnector, StoreError, Tx
+from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, StoreError, Tx
 from gateway.store.deadletters import DeadLetters
-from gateway.store.jobs import JobQueue, insert_job
+from gateway.store.jobs import JobQueue
 from gateway.store.keys import RequestKeys
 from gateway.store.models import Delivered, JobKind, JobState, NewApplication, StoredApplication, Transition
 from gateway.store.sealing import Sealer
+from gateway.store.sqlite import SqliteConnector
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -38,6 +41,64 @@ PREREQUISITE_NOT_APPROVED = "PREREQUISITE_NOT_APPROVED"
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_INSERT_APPLICATION = (
+    "INSERT INTO applications (application_no, fingerprint, initiating_item, status, request_json, response_json,"
+    " callback_url, created_at, updated_at, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (application_no) DO NOTHING"
+)
+_INSERT_ITEM = (
+    "INSERT INTO items (application_no, item, department, mode, position, after_initiating, status, reason_code,"
+    " message, delivery_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_JOB = (
+    "INSERT INTO jobs (application_no, item, kind, department, state, not_before, created_at)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+)
+_FINISH_KEY = "UPDATE idempotency_keys SET state = 'done', status = 202, response_json = ? WHERE key = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class _ApplicationRows:
+    """The rows one accepted application writes, computed before the transaction."""
+
+    application: tuple[Any, ...]
+    items: list[tuple[Any, ...]]
+    jobs: list[tuple[Any, ...]]
+    response: str
+    complete: bool  # nothing to send: every item was skipped at planning
+
+    @classmethod
+    def of(cls, app: NewApplication, request: str, now: float) -> _ApplicationRows:
+        response = _dumps(app.response)
+        planned = [it for it in app.items if it.status == ItemStatus.PLANNED]
+        return cls(
+            application=(app.application_no, app.fingerprint, app.initiating_item,
+                         ApplicationStatus.IN_PROGRESS.value, request, response, app.callback_url, now, now,
+                         app.request_id),
+            items=[(app.application_no, it.item, it.department, it.mode, pos, int(it.after_initiating), it.status,
+                    it.reason_code, it.message, it.delivery_id, now) for pos, it in enumerate(app.items)],
+            jobs=[(app.application_no, it.item, JobKind.SUBMIT.value, it.department,
+                   (JobState.WAITING if it.after_initiating else JobState.PENDING).value, now, now)
+                  for it in planned],
+            response=response,
+            complete=not planned and all(ItemStatus(it.status).final for it in app.items),
+        )
+
+    def write_sync(self, conn: sqlite3.Connection, app: NewApplication, audit_key: bytes | None) -> bool:
+        if conn.execute(_INSERT_APPLICATION, self.application).rowcount == 0:
+            return False
+        conn.executemany(_INSERT_ITEM, self.items)
+        conn.executemany(_INSERT_JOB, self.jobs)
+        if app.audit is not None:
+            append_audit_sync(conn, [app.audit], audit_key)
+        if app.idempotency_key is not None:
+            conn.execute(_FINISH_KEY, (self.response, app.idempotency_key))
+        if self.complete:
+            conn.execute("UPDATE applications SET status = ? WHERE application_no = ?",
+                         (ApplicationStatus.COMPLETED.value, app.application_no))
+        return True
 
 
 class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
@@ -66,37 +127,25 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
     # --- applications -------------------------------------------------------------------
 
     async def create_application(self, app: NewApplication) -> bool:
-        """Application, items, jobs and the Idempotency-Key record in one transaction;
-        False if the number exists."""
+        """Application, items, jobs, the Idempotency-Key record and the audit record in one
+        transaction; False if the number exists. On SQLite the whole write runs in one hop
+        on the writer's thread and shares its commit with others arriving meanwhile."""
         now = time.time()
-        request = self.sealer.seal(_dumps(app.request), app.application_no)
+        rows = _ApplicationRows.of(app, self.sealer.seal(_dumps(app.request), app.application_no), now)
+        if isinstance(self.connector, SqliteConnector):
+            key = self.audit_key
+            return bool(await self.connector.write_grouped(lambda conn: rows.write_sync(conn, app, key)))
         async with self.connector.write() as tx:
-            created = await tx.execute(
-                "INSERT INTO applications (application_no, fingerprint, initiating_item, status, request_json,"
-                " response_json, callback_url, created_at, updated_at, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (application_no) DO NOTHING",
-                (app.application_no, app.fingerprint, app.initiating_item, ApplicationStatus.IN_PROGRESS.value,
-                 request, _dumps(app.response), app.callback_url, now, now, app.request_id),
-            )
-            if created == 0:
+            if await tx.execute(_INSERT_APPLICATION, rows.application) == 0:
                 return False
-            for pos, it in enumerate(app.items):
-                await tx.execute(
-                    "INSERT INTO items (application_no, item, department, mode, position, after_initiating, status,"
-                    " reason_code, message, delivery_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (app.application_no, it.item, it.department, it.mode, pos, int(it.after_initiating),
-                     it.status, it.reason_code, it.message, it.delivery_id, now),
-                )
-                if it.status == ItemStatus.PLANNED:
-                    state = JobState.WAITING if it.after_initiating else JobState.PENDING
-                    await insert_job(tx, app.application_no, it.item, JobKind.SUBMIT, it.department, state, now)
+            for item in rows.items:
+                await tx.execute(_INSERT_ITEM, item)
+            for job in rows.jobs:
+                await tx.execute(_INSERT_JOB, job)
             if app.audit is not None:  # recorded with the acceptance, or not accepted at all
                 await self._append_audit(tx, [app.audit])
             if app.idempotency_key is not None:
-                await tx.execute(
-                    "UPDATE idempotency_keys SET state = 'done', status = 202, response_json = ? WHERE key = ?",
-                    (_dumps(app.response), app.idempotency_key),
-                )
+                await tx.execute(_FINISH_KEY, (rows.response, app.idempotency_key))
             await self._complete_if_final(tx, app.application_no, now)
         return True
 
