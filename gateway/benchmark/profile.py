@@ -27,7 +27,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("schema validation (jsonschema)", ("jsonschema/", "referencing/", "rpds")),
     ("SOAP envelope/reply (zeep, lxml)", ("zeep/", "lxml", "adapters/soap.py")),
     ("logging (structlog, masking, JSON lines)", ("structlog/", "gateway/logs.py")),
-    ("SQLite (aiosqlite thread, commits)", ("aiosqlite/", "sqlite3")),
+    ("SQLite (writer and reader threads, commits)", ("gateway/store/sqlite", "sqlite3")),
     ("PostgreSQL (asyncpg)", ("asyncpg/",)),
     ("store SQL layer (gateway/store)", ("gateway/store/",)),
     ("JSON encode/decode", ("json/encoder.py", "json/decoder.py", "json/__init__.py")),

@@ -15,7 +15,7 @@ from typing import Any
 from gateway.benchmark.stats import field_spread, spread
 from gateway.config import ROOT
 
-LIBRARIES = ("aiohttp", "zeep", "lxml", "xmltodict", "jsonschema", "aiosqlite", "asyncpg", "structlog",
+LIBRARIES = ("aiohttp", "zeep", "lxml", "xmltodict", "jsonschema", "asyncpg", "structlog",
              "prometheus-client", "cryptography", "tenacity")
 BACKGROUND_WARN = 0.2  # cores used by other processes during a measured window
 
