@@ -13,11 +13,14 @@ about one value, ``errors`` names it by RFC 6901 pointer and never shows the val
   syntax: 400 ``malformed-json``.
 - what JSON allows but the gateway cannot carry faithfully, 400 ``malformed-json`` with
   the pointer: duplicate keys (which one wins differs between parsers); NaN, Infinity;
-  numbers with more than 20 significant digits or longer than 40 characters (a 5,000-digit
-  integer used to be a 500: Python refuses to convert it), numbers that overflow to
-  infinity or underflow to zero; nesting deeper than 32 levels; lone surrogates; control
-  characters other than tab, line feed and carriage return (NUL is refused by PostgreSQL
-  text and, like the rest, cannot be written in XML 1.0 for the SOAP departments).
+  integers of more than 20 digits, decimals of more than 20 significant digits, any number
+  longer than 40 characters (a 5,000-digit integer used to be a 500: Python refuses to
+  convert it), numbers that overflow to infinity or underflow to zero; nesting deeper than
+  32 levels; lone surrogates; control characters other than tab, line feed and carriage
+  return (NUL is refused by PostgreSQL text and, like the rest, cannot be written in XML 1.0
+  for the SOAP departments).
+- more than 100,000 values (counted by their separators before parsing): 400
+  ``malformed-json``; a 20 MB body of numbers would hold the event loop for seconds.
 """
 
 from __future__ import annotations
