@@ -8,6 +8,7 @@ re-sends (with the same delivery id) only if the department has no such case.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -96,38 +97,48 @@ class Delivery:
         status_message = runtime.build("status", context, delivery_id) if runtime.mapping.has("status") else None
         self._record(await self._store.mark_item(job.application_no, job.item, ItemStatus.DISPATCHED))
         answer = await self._call_resolving_unknown(job, runtime, message, status_message)
+        mode = runtime.mapping.operations["submit"].result
         if isinstance(answer, _Known):
             log.info("delivery_already_at_department", department=job.department, delivery=delivery_id)
-            await self._intake.apply(job.department, _with_delivery(answer.result, delivery_id), answer.body, "poll")
-            await self._after_accepted(job, runtime, answer.result.status)
+            await self._settle(job, runtime, _with_delivery(answer.result, delivery_id), answer.body, "poll")
             return
-        mode = runtime.mapping.operations["submit"].result
         if mode == "sync":
             try:
                 result = runtime.mapping.read_result(answer.body, "submit")
             except ReplyError as exc:
                 raise PermanentError(f"{job.department}: submission reply not understood: {exc}") from exc
-            await self._intake.apply(job.department, _with_delivery(result, delivery_id), answer.body, "sync")
-            await self._store.finish_job(job)
+            await self._settle(job, runtime, _with_delivery(result, delivery_id), answer.body, "sync")
             return
         try:  # a department may refuse inside an HTTP 200: that is a refusal, not an acceptance
             runtime.mapping.check_reply("submit", answer.body)
         except ReplyError as exc:
             raise PermanentError(f"{job.department}: submission reply not understood: {exc}") from exc
-        self._record(await self._store.mark_item(job.application_no, job.item, ItemStatus.ACCEPTED))
-        await self._after_accepted(job, runtime, ItemStatus.ACCEPTED)
+        accepted = ItemResult(ItemStatus.ACCEPTED, "", "", delivery_id)
+        transitions = await self._store.complete_job(
+            job, result=accepted, from_department=False, then=self._follow_up(runtime, ItemStatus.ACCEPTED)
+        )
+        self._record(transitions)
 
-    async def _after_accepted(self, job: Job, runtime: DepartmentRuntime, status: ItemStatus) -> None:
-        """Finish the submission and queue what brings the result back, in one step."""
+    async def _settle(self, job: Job, runtime: DepartmentRuntime, result: ItemResult, raw: Any, channel: str) -> None:
+        """The department's answer to our own call: applied, the job finished and what
+        brings the final result queued — one transaction."""
+        transitions = await self._store.complete_job(
+            job, result=result, raw=json.dumps(raw, ensure_ascii=False, default=str),
+            then=self._follow_up(runtime, result.status),
+        )
+        self._intake.settled(job.department, result, transitions, channel, job.application_no)
+
+    def _follow_up(self, runtime: DepartmentRuntime, status: ItemStatus) -> tuple[JobKind, float] | None:
+        """What brings the result back after an acceptance: a status poll where the
+        department is polled, or a reconciliation poll in case its callback is lost."""
         mode = runtime.mapping.operations["submit"].result
         if status.final:
-            await self._store.finish_job(job)
-        elif mode == "poll":
-            await self._store.finish_and_schedule(job, JobKind.POLL, runtime.config.poll_interval)
-        elif mode == "callback" and runtime.mapping.has("status") and runtime.config.reconcile_after > 0:
-            await self._store.finish_and_schedule(job, JobKind.POLL, runtime.config.reconcile_after)
-        else:
-            await self._store.finish_job(job)
+            return None
+        if mode == "poll":
+            return JobKind.POLL, runtime.config.poll_interval
+        if mode == "callback" and runtime.mapping.has("status") and runtime.config.reconcile_after > 0:
+            return JobKind.POLL, runtime.config.reconcile_after
+        return None
 
     async def _call_resolving_unknown(
         self, job: Job, runtime: DepartmentRuntime, message: OutboundMessage, status_message: OutboundMessage | None
@@ -171,13 +182,13 @@ class Delivery:
             result = runtime.mapping.read_status(reply.body)
         except ReplyError as exc:
             raise TransientError(f"{job.department}: status reply not understood: {exc}") from exc
+        if result is not None and result.status.final:
+            await self._settle(job, runtime, _with_delivery(result, delivery_id), reply.body, "poll")
+            return
         if result is not None:
             await self._intake.apply(job.department, _with_delivery(result, delivery_id), reply.body, "poll")
         else:
             log.warning("status_no_such_case", department=job.department, delivery=delivery_id)
-        if result is not None and result.status.final:
-            await self._store.finish_job(job)
-            return
         mode = runtime.mapping.operations["submit"].result if runtime.mapping.has("submit") else "poll"
         every = runtime.config.poll_interval if mode == "poll" else runtime.config.reconcile_after
         # Each round is a new series for the retry policy: a long-running case is not "old".
@@ -228,8 +239,8 @@ class Delivery:
             self._trail.record("gateway", "department_call", outcome, job.application_no,
                                delivery_id_for(job.application_no, job.item), department=runtime.code,
                                operation=operation, attempt=job.attempts + n)
-            await self._store.record_attempt(job, outcome, detail)
-            if error is not None:
+            if error is not None:  # a success is recorded with the job's completion, in its transaction
+                await self._store.record_attempt(job, outcome, detail)
                 log.warning("department_call_failed", department=runtime.code, operation=operation,
                             attempt=job.attempts + n, error=type(error).__name__, detail=detail)
 

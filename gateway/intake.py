@@ -74,7 +74,13 @@ class Intake:
         transitions = await self._store.apply_result(application_no, item, result, raw_text)
         # The result's log lines carry the platform request the application came with.
         with structlog.contextvars.bound_contextvars(request_id=found.request_id):
-            record_transitions(transitions, self._metrics)
+            return self.settled(department, result, transitions, channel, application_no)
+
+    def settled(
+        self, department: str, result: ItemResult, transitions: list[Transition], channel: str, application_no: str
+    ) -> IntakeOutcome:
+        """After a result was applied: the status lines, the counters and the audit record."""
+        record_transitions(transitions, self._metrics)
         outcome = IntakeOutcome.APPLIED if transitions else IntakeOutcome.DUPLICATE
         return self._count(department, channel, outcome, result, application_no)
 

@@ -187,6 +187,40 @@ class JobQueue:
         async with self.connector.write() as tx:
             await insert_job(tx, application_no, item, kind, department, JobState.PENDING, time.time() + delay)
 
+    async def complete_job(
+        self: SqlStore,
+        job: Job,
+        *,
+        result: ItemResult | None = None,
+        raw: str | None = None,
+        from_department: bool = True,
+        then: tuple[JobKind, float] | None = None,
+    ) -> list[Transition]:
+        """The end of a job that succeeded, in one transaction: its successful attempt on
+        record, the item moved on (a department's ``result``, or the gateway's own mark
+        with ``from_department`` False), the job finished, and ``then`` (kind, delay) queued."""
+        now = time.time()
+        async with self.connector.write() as tx:
+            n = await tx.execute(
+                "UPDATE jobs SET attempts = attempts + 1, last_error = NULL, unknown_outcome = 0"
+                " WHERE id = ? AND lease_owner = ?",
+                (job.id, job.lease),
+            )
+            if n == 0:
+                raise LeaseLost(f"job {job.id}")
+            await tx.execute(
+                "INSERT INTO job_attempts (job_id, at, outcome, error) VALUES (?,?,?,?)", (job.id, now, "ok", None)
+            )
+            transitions = (
+                await self._apply(tx, job.application_no, job.item, result, raw, now, from_department=from_department)
+                if result is not None else []
+            )
+            await self._finish(tx, job)
+            if then is not None:
+                await insert_job(tx, job.application_no, job.item, then[0], job.department, JobState.PENDING,
+                                 now + then[1])
+        return transitions
+
     async def finish_and_schedule(self: SqlStore, job: Job, kind: JobKind, delay: float) -> None:
         """Finish ``job`` and queue the follow-up in one transaction (a crash between the
         two can neither lose the follow-up nor queue it twice)."""
