@@ -157,7 +157,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
                     await bindings.load()  # runtime bindings from the store replace the file's
                     metrics = app[METRICS]
                     trail = app[AUDIT] = AuditTrail(store)
-                    eligibility = Eligibility(departments, metrics, trail)
+                    eligibility = Eligibility(departments, metrics, trail, config.early_retirement)
                     app[ACCEPTANCE] = Acceptance(config, store, eligibility, metrics, now, trail)
                     app[INTAKE] = Intake(store, departments, metrics, trail)
                     yield

@@ -20,7 +20,7 @@ from gateway.audit import AuditTrail
 from gateway.departments import DepartmentRuntime
 from gateway.domain import prechecks
 from gateway.domain.items import Department, EarlyReason, Item
-from gateway.domain.retirement_age import YearMonth
+from gateway.domain.retirement_age import EarlyRetirementAges, YearMonth
 from gateway.mapping import ReplyError
 from gateway.messages import build_context, query_id
 from gateway.metrics import Metrics
@@ -52,10 +52,14 @@ def precheck_request(body: Mapping[str, Any], today: date) -> prechecks.Request:
 
 
 class Eligibility:
-    def __init__(self, departments: Mapping[str, DepartmentRuntime], metrics: Metrics, trail: AuditTrail) -> None:
+    def __init__(
+        self, departments: Mapping[str, DepartmentRuntime], metrics: Metrics, trail: AuditTrail,
+        early_ages: EarlyRetirementAges | None = None,
+    ) -> None:
         self._departments = departments
         self._metrics = metrics
         self._trail = trail
+        self._early_ages = early_ages or EarlyRetirementAges()
 
     async def evaluate(self, body: Mapping[str, Any], today: date) -> prechecks.Evaluation:
         req = precheck_request(body, today)
@@ -65,7 +69,7 @@ class Eligibility:
             answers = await asyncio.gather(*(self._ask(Department(d), body) for d in needed))
         finally:
             self._metrics.precheck_seconds.observe(time.perf_counter() - started)
-        return prechecks.evaluate(req, dict(zip(needed, answers, strict=True)))
+        return prechecks.evaluate(req, dict(zip(needed, answers, strict=True)), self._early_ages)
 
     async def _ask(self, department: Department, body: Mapping[str, Any]) -> Any:
         runtime = self._departments.get(department.value)

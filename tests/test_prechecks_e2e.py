@@ -599,3 +599,22 @@ def test_cli_check_config_rejects_a_mapping_with_an_unknown_transform(tmp_path: 
     assert done.returncode != 0
     assert "unknown transform" in done.stderr and "rot13" in done.stderr
     assert "police.v1.toml" in done.stderr
+
+
+async def test_the_configured_early_retirement_ages_reach_the_running_gateway(
+    config: GatewayConfig, tmp_path: Path
+) -> None:
+    """[policy.early_retirement] is what the pre-check answers with (a warning, never a refusal)."""
+    from gateway.demo import running_gateway
+    from gateway.domain.retirement_age import Age
+    from tests.conftest import Running, demo_application
+
+    app = demo_application("DEMO-004")  # a man of 58 retiring early for special type of work
+    for age, warned in ((Age(55), False), (Age(60), True)):
+        cfg = replace(config, early_retirement=replace(config.early_retirement, special_work_type_male=age))
+        async with running_gateway(cfg, tmp_path / str(age.years), DEFAULT_PEOPLE, decision_delay=0.02) as (
+            url, sb, c
+        ), aiohttp.ClientSession() as http:
+            status, body, _ = await Running(url, sb, c, http).post("/api/v1/prechecks", app)
+        assert status == 200 and body["accepted"] is True
+        assert any("EARLY_RETIREMENT_AGE_NOT_REACHED" in w for w in body["warnings"]) is warned, body["warnings"]
