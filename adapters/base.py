@@ -90,6 +90,16 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
+class Verifiable(Protocol):
+    """An adapter whose open() tolerates an unreachable department (so start-up never
+    waits on one) can prove on request that the endpoint works: ``verify()`` raises the
+    classified error if not. Used before a runtime binding is applied and by
+    ``gateway departments test``."""
+
+    async def verify(self) -> None: ...
+
+
+@runtime_checkable
 class ResultSource(Protocol):
     """An adapter that also collects results by itself (file pickup)."""
 

@@ -67,6 +67,11 @@ class FileDropSettings:
 
     @classmethod
     def from_settings(cls, name: str, s: Mapping[str, Any], context: AdapterContext) -> FileDropSettings:
+        # A misspelt setting, or a secret written where only its variable's name belongs,
+        # stops start-up (and is refused by the admin API) rather than being ignored.
+        unknown = set(s) - SETTINGS - {"adapter"}
+        if unknown:
+            raise ValueError(f"endpoint {name}: filedrop adapter has no setting {', '.join(sorted(unknown))}")
         folders = {}
         for key in ("inbox", "outbox", "archive", "error"):
             if not isinstance(s.get(key), str) or not s[key]:
@@ -97,6 +102,16 @@ class FileDropSettings:
             max_result_bytes=int(s.get("max_result_bytes", 10 * 1024 * 1024)),
             sftp=SftpSettings.from_settings(name, s, context.base_dir) if transport == "sftp" else None,
         )
+
+
+SETTINGS = frozenset({
+    "inbox", "outbox", "archive", "error", "transport", "format", "root", "encoding", "gb18030_fallback",
+    "done_marker", "require_done_marker", "stable_seconds", "max_result_bytes",
+    # SFTP (adapters/sshconnect.py)
+    "host", "port", "username", "password_env", "client_key_path", "client_key_env", "client_key_passphrase_env",
+    "known_hosts", "host_key_fingerprint", "insecure_skip_host_key_check", "connect_timeout", "io_timeout",
+    "keepalive_seconds",
+})
 
 
 class StabilityGate:
@@ -168,6 +183,15 @@ class FileDropAdapter:
                     return  # the store is down: no use trying the other folders now
             else:
                 self._folders_missing.discard(folder)
+
+    async def verify(self) -> None:
+        """Prove the exchange works now (log in, folders there): raises the classified error.
+        open() only warns, so that a department's server being down cannot stop start-up;
+        a binding registered at run time or `gateway departments test` asks for proof."""
+        await self.store.mkdir(self.settings.inbox)
+        for folder in (self.settings.outbox, self.settings.archive, self.settings.error):
+            await self.store.mkdir(folder)
+        self._folders_missing.clear()
 
     async def close(self) -> None:
         await self.store.close()

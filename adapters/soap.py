@@ -105,6 +105,8 @@ class SoapAdapter:
         self._transient_faults = frozenset(str(c) for c in settings.get("transient_faults", ()))
         self._auth_config = AuthConfig.from_settings(name, settings, context.base_dir, settings["address"])
         refuse_unknown(name, "soap", settings, SETTINGS)
+        if not self._wsdl.is_file():  # found by check-config and the admin API, not at first use
+            raise ValueError(f"endpoint {name}: wsdl {settings['wsdl']} is not a file (keep a local copy in config/)")
         self._auth: OutboundAuth | None = None
         self._session = context.session
         self._client: Client | None = None

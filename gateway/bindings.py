@@ -23,7 +23,7 @@ import structlog
 
 from adapters.context import AdapterContext
 from gateway.config import ConfigError, DepartmentConfig, GatewayConfig, department_config
-from gateway.departments import DepartmentRuntime, close_adapters, open_department
+from gateway.departments import DepartmentRuntime, close_adapters, open_department, verify_department
 from gateway.domain.items import Department
 from gateway.store.sql import SqlStore
 
@@ -192,10 +192,17 @@ class DepartmentBindings:
     async def _open(self, code: str, table: dict[str, Any]) -> DepartmentRuntime:
         dept = department_config(code, table, self._config.base_dir, f"binding for {code}")
         try:
-            return await open_department(dept, self._context)
+            runtime = await open_department(dept, self._context)
         except Exception as exc:  # the adapter could not start: say why, change nothing
             detail = getattr(exc, "detail", None) or str(exc)
             raise BindingError(f"{code}: an endpoint could not be opened: {detail}") from exc
+        try:
+            await verify_department(runtime)
+        except Exception as exc:
+            await close_adapters(runtime.adapters.values())
+            detail = getattr(exc, "detail", None) or str(exc)
+            raise BindingError(f"{code}: an endpoint does not work: {detail}") from exc
+        return runtime
 
     def _swap(self, code: str, runtime: DepartmentRuntime, version: int) -> None:
         old = self._departments.get(code)

@@ -205,9 +205,13 @@ def department_config(code: str, d: dict[str, Any], base_dir: Path, where: str) 
         if not isinstance(ep, dict) or not isinstance(ep.get("adapter"), str):
             raise ConfigError(f"{where}.endpoints.{name}: needs adapter")
         endpoints[name] = EndpointConfig(ep["adapter"], {k: v for k, v in ep.items() if k != "adapter"})
-    for op in mapping.operations.values():
+    for name, op in mapping.operations.items():
         if op.operation.endpoint not in endpoints:
-            raise ConfigError(f"{where}: mapping uses endpoint {op.operation.endpoint!r}, not configured")
+            line = mapping.endpoint_lines.get(name, 1)
+            raise ConfigError(
+                f"{mapping.source}:{line}: operations.{name}.endpoint: {op.operation.endpoint!r} is not an endpoint"
+                f" of {where} (configured: {', '.join(sorted(endpoints))})"
+            )
     retry = d.get("retry", {})
     if not isinstance(retry, dict):
         raise ConfigError(f"{where}.retry: must be a table")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Adapter, OutboundMessage, Reply, ResultSource
+from adapters.base import Adapter, OutboundMessage, Reply, ResultSource, Verifiable
 from adapters.context import AdapterContext
 from adapters.registry import create_adapter
 from gateway.config import DepartmentConfig, GatewayConfig
@@ -64,6 +64,13 @@ async def open_departments(config: GatewayConfig, context: AdapterContext) -> di
         await close_departments({c: r for c, r in zip(codes, opened, strict=True) if isinstance(r, DepartmentRuntime)})
         raise failed[0]
     return {c: r for c, r in zip(codes, opened, strict=True) if isinstance(r, DepartmentRuntime)}
+
+
+async def verify_department(runtime: DepartmentRuntime) -> None:
+    """Ask every adapter that can prove its endpoint works to do so (adapters.base.Verifiable)."""
+    for adapter in runtime.adapters.values():
+        if isinstance(adapter, Verifiable):
+            await adapter.verify()
 
 
 async def close_adapters(adapters: Iterable[Adapter]) -> None:

@@ -23,6 +23,10 @@ OPERATIONS = ("query", "submit", "status")
 RESULT_MODES = ("sync", "callback", "poll", "file")
 _RULE_KEYS = {"path", "default", "concat", "sep"} | set(TRANSFORMS)
 _RESERVED_OP_KEYS = {"endpoint", "request", "reply", "items", "result"}
+_REPLY_KEYS = {
+    "ok_path", "ok_values", "no_record_values", "error_message_path", "record_path", "fields", "status_path",
+    "reason_path", "id_path", "document_path",
+}
 
 
 class MappingError(ValueError):
@@ -115,6 +119,7 @@ class DepartmentMapping:
     results: ReplyRules
     status_codes: Mapping[str, ItemStatus]
     unknown_status: ItemStatus
+    endpoint_lines: Mapping[str, int] = field(default_factory=dict)  # operation → line of its endpoint
 
     def has(self, operation: str) -> bool:
         return operation in self.operations
@@ -238,9 +243,16 @@ def _set_path(body: dict[str, Any], path: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def _line_of(text: str, key: str) -> int:
+def _line_of(text: str, key: str, section: str | None = None) -> int:
+    """The line a key is on; within ``section`` (a dotted table name) when given, since the
+    same key (``zjhm``) often appears under several operations."""
+    start = 0
+    if section:
+        header = re.compile(rf"^\s*\[{re.escape(section)}\]\s*$", re.M).search(text)
+        if header:
+            start = header.end()
     pattern = re.compile(rf'^\s*(\[[^\]]*\b{re.escape(key)}\b[^\]]*\]|"?{re.escape(key)}"?\s*=)', re.M)
-    m = pattern.search(text)
+    m = pattern.search(text, start) or pattern.search(text)
     return text.count("\n", 0, m.start()) + 1 if m else 1
 
 
@@ -252,9 +264,10 @@ def load_mapping(path: Path) -> DepartmentMapping:
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: {exc}") from exc
 
-    def fail(key: str, why: str, near: str | None = None) -> MappingError:
-        """``near``: the table to point at when the key itself is missing."""
-        line = _line_of(text, key)
+    def fail(key: str, why: str, near: str | None = None, section: str | None = None) -> MappingError:
+        """``near``: the table to point at when the key itself is missing; ``section``:
+        the table the key belongs to."""
+        line = _line_of(text, key, section)
         if near and (line == 1 or f"{key} =" not in text):
             line = _line_of(text, near)
         return MappingError(f"{path}:{line}: {key}: {why}")
@@ -274,13 +287,17 @@ def load_mapping(path: Path) -> DepartmentMapping:
             if isinstance(spec, dict):
                 unknown = set(spec) - _RULE_KEYS
                 if unknown:
-                    raise fail(target, f"unknown transform {sorted(unknown)}; known: {sorted(TRANSFORMS)}")
+                    raise fail(target, f"unknown transform {sorted(unknown)}; known: {sorted(TRANSFORMS)}",
+                               section=where)
                 if "code" in spec and spec["code"] not in tables:
-                    raise fail(target, f"code table {spec['code']!r} is not defined under [codes]")
+                    raise fail(target, f"code table {spec['code']!r} is not defined under [codes]", section=where)
                 if not ({"path", "const", "concat", "default"} & set(spec)):
-                    raise fail(target, "needs a path, const, concat or default")
+                    raise fail(target, "needs a path, const, concat or default", section=where)
+                if "concat" in spec and set(spec) - {"concat", "sep"}:
+                    raise fail(target, "concat takes only sep: transform the parts in rules of their own",
+                               section=where)
             elif not isinstance(spec, str):
-                raise fail(target, "a field rule is a dotted path or a table")
+                raise fail(target, "a field rule is a dotted path or a table", section=where)
             out.append(FieldRule(target, spec))
         return tuple(out)
 
@@ -288,6 +305,13 @@ def load_mapping(path: Path) -> DepartmentMapping:
         section = section or {}
         if not isinstance(section, dict):
             raise fail(where, "must be a table")
+        for key in sorted(set(section) - _REPLY_KEYS):
+            raise fail(key, f"not a reply rule; known: {', '.join(sorted(_REPLY_KEYS))}", section=where)
+        for fact, spec in dict(section.get("fields", {})).items():
+            if not isinstance(spec, str) and not (isinstance(spec, dict) and isinstance(spec.get("path"), str)
+                                                  and set(spec) <= {"path", "equals", "number"}):
+                raise fail(fact, "a reply field is a dotted path or {path, equals | number}",
+                           section=f"{where}.fields")
         try:
             return ReplyRules(
                 ok_path=section.get("ok_path"),
@@ -326,6 +350,8 @@ def load_mapping(path: Path) -> DepartmentMapping:
         raise fail("submit", "result = 'poll' needs a [operations.status]")
 
     results = data.get("results", {})
+    for key in sorted(set(results) - _REPLY_KEYS - {"status", "unknown"}):
+        raise fail(key, "not a results rule; known: status, unknown and the reply rules", section="results")
     codes: dict[str, ItemStatus] = {}
     for code, status in results.get("status", {}).items():
         try:
@@ -342,6 +368,7 @@ def load_mapping(path: Path) -> DepartmentMapping:
         department=data["department"],
         version=data["version"],
         source=path,
+        endpoint_lines={name: _line_of(text, "endpoint", f"operations.{name}") for name in operations},
         tables=tables,
         operations=operations,
         results=reply_of({k: v for k, v in results.items() if k not in ("status", "unknown")}, "results"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters.base import Verifiable
 from adapters.context import AdapterContext
 from gateway.bindings import DepartmentBindings
 from gateway.config import GatewayConfig, load_config
@@ -58,6 +59,16 @@ def _person(people: Path, code: str, id_number: str | None) -> dict[str, Any] | 
 async def probe(runtime: DepartmentRuntime, person: dict[str, Any] | None) -> dict[str, Any]:
     """The department's pre-check query for ``person``, read through its mapping."""
     out: dict[str, Any] = {"department": runtime.code, "endpoints": dict.fromkeys(runtime.adapters, "opened")}
+    for name, adapter in runtime.adapters.items():
+        if isinstance(adapter, Verifiable):
+            try:
+                await adapter.verify()
+                out["endpoints"][name] = "verified"
+            except Exception as exc:  # e.g. the SFTP login was refused
+                out["endpoints"][name] = f"error: {mask_text(getattr(exc, 'detail', None) or str(exc))}"
+    if any(str(v).startswith("error") for v in out["endpoints"].values()):
+        out["query"] = {"outcome": "error", "detail": "an endpoint does not work"}
+        return out
     if not runtime.mapping.has("query"):
         out["query"] = {"outcome": "none", "detail": "this department has no pre-check query"}
         return out
@@ -84,8 +95,31 @@ async def probe(runtime: DepartmentRuntime, person: dict[str, Any] | None) -> di
     return out
 
 
+async def _reset(config: GatewayConfig, code: str) -> int:
+    """Drop a runtime binding straight in the store: works even when that binding no
+    longer validates (which is when it is needed)."""
+    if code not in config.departments:
+        print(f"error: the configuration file has no binding for {code!r} to return to", file=sys.stderr)
+        return 1
+    store = store_for(config)
+    await store.open()
+    try:
+        await store.save_binding(code, "remove", "active", None, "cli")
+        await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "applied",
+                                              detail={"action": "remove_binding", "department": code})])
+    finally:
+        await store.close()
+    print(json.dumps({"department": code, "binding": "configuration file"}))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.action == "reset":
+        if args.code is None:
+            print("error: give the department code, e.g. hrss", file=sys.stderr)
+            return 2
+        return asyncio.run(_reset(config, args.code))
 
     async def work(bindings: DepartmentBindings, departments: dict[str, DepartmentRuntime], store: Any) -> int:
         if args.action == "list":
@@ -97,12 +131,6 @@ def run(args: argparse.Namespace) -> int:
         if args.code not in departments:
             print(f"error: department {args.code!r} is not configured", file=sys.stderr)
             return 1
-        if args.action == "reset":
-            await store.save_binding(args.code, "remove", "active", None, "cli")
-            await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "applied",
-                                                  detail={"action": "remove_binding", "department": args.code})])
-            print(json.dumps({"department": args.code, "binding": "configuration file"}))
-            return 0
         report = await probe(departments[args.code], _person(args.people, args.code, args.id_number))
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0 if report["query"]["outcome"] in ("found", "no_record", "none") else 1

@@ -39,7 +39,8 @@ def _code(value: Any, table: Any, tables: Tables) -> Any:
     codes = tables[str(table)]
     key = str(value)
     if key not in codes:
-        raise TransformError(f"code table {table!r} has no entry for {key!r}")
+        # The value is not repeated: a code table may be applied to a person's data.
+        raise TransformError(f"code table {table!r} has no entry for this value")
     return codes[key]
 
 

@@ -57,6 +57,20 @@ def test_result_codes_map_to_unified_statuses_and_unknown_codes_are_flagged() ->
         ('department = "x"\nversion = "v1"\n[operations.submit]\nendpoint = "a"\n', ":3: result:"),
         ('department = "x"\n', ":1: version: required"),
         ('department = "x"\nversion = "v1"\n[results.status]\n"A" = "done"\n', ':4: A: unknown unified status'),
+        # A misspelt reply or results rule is an error, not a rule silently ignored.
+        ('department = "x"\nversion = "v1"\n[operations.query]\nendpoint = "a"\n[operations.query.reply]\n'
+         'ok_pth = "code"\n', ":6: ok_pth: not a reply rule"),
+        ('department = "x"\nversion = "v1"\n[results]\nstatus_pth = "x"\n', ":4: status_pth: not a results rule"),
+        ('department = "x"\nversion = "v1"\n[operations.query]\nendpoint = "a"\n[operations.query.reply.fields]\n'
+         'urban = { path = "u", equal = "1" }\n', ":6: urban: a reply field is"),
+        # concat takes no transform (it would be dropped without a word).
+        ('department = "x"\nversion = "v1"\n[operations.query]\nendpoint = "a"\n[operations.query.request]\n'
+         'f = { concat = ["a", "b"], upper = true }\n', ":6: f: concat takes only sep"),
+        # The same key under two operations: the error points at the one that is wrong.
+        ('department = "x"\nversion = "v1"\n[operations.query]\nendpoint = "a"\n[operations.query.request]\n'
+         'zjhm = "applicant.id_number"\n[operations.submit]\nendpoint = "a"\nresult = "sync"\n'
+         '[operations.submit.request]\nzjhm = { path = "applicant.id_number", rot13 = true }\n',
+         ":11: zjhm: unknown transform"),
     ],
 )
 def test_bad_mapping_is_refused_with_file_line_and_rule(tmp_path: Path, text: str, needle: str) -> None:

@@ -181,7 +181,7 @@ BROKEN = {
     ),
     "endpoint not configured": (
         lambda t: t.replace('[operations.submit]\nendpoint = "files"', '[operations.submit]\nendpoint = "sftp"'),
-        'endpoint = "sftp"', "mapping uses endpoint 'sftp', not configured",
+        'endpoint = "sftp"', "'sftp' is not an endpoint",
     ),
 }
 
@@ -191,8 +191,7 @@ BROKEN = {
     [
         "unknown transform",
         "code table missing",
-        pytest.param("endpoint not configured", marks=pytest.mark.xfail(
-            strict=True, reason="gateway/config.py department_config names the department, not the mapping line")),
+        "endpoint not configured",
     ],
 )
 def test_a_broken_copy_of_hpf_v2_fails_check_config_with_file_and_line(
@@ -214,7 +213,7 @@ def test_a_broken_copy_of_hpf_v2_fails_check_config_with_file_and_line(
 def test_a_mapping_naming_an_endpoint_the_binding_lacks_is_refused_naming_both(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """What check-config says today when the mapping's endpoint is not configured."""
+    """The mapping's line and the configuration's department are both named."""
     breaks, _, says = BROKEN["endpoint not configured"]
     mapping = tmp_path / "mappings" / "hpf.v2.toml"
     mapping.parent.mkdir()
@@ -268,3 +267,38 @@ def test_the_guide_lists_every_transform_of_the_closed_registry() -> None:
     section = GUIDE.read_text("utf-8").partition("### 2.3 Transforms")[2].partition("\n### ")[0]
     listed = re.findall(r"^\| `([a-z0-9_]+)` \|", section, re.M)
     assert listed == list(TRANSFORMS)  # and in the order they apply
+
+
+@pytest.mark.parametrize("password", ["wrong-password", None])
+async def test_a_binding_whose_sftp_login_fails_is_refused_and_changes_nothing(
+    config: GatewayConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str | None
+) -> None:
+    if password is None:
+        monkeypatch.delenv("HPF_SFTP_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("HPF_SFTP_PASSWORD", password)
+    (tmp_path / "centre").mkdir()
+    async with (
+        running_gateway(fast(config), tmp_path / "gw", DEFAULT_PEOPLE, decision_delay=0.02) as (url, _, _),
+        sftp_server(tmp_path / "centre") as server,
+        aiohttp.ClientSession(headers=ADMIN_HEADERS) as admin,
+    ):
+        binding = json.loads(guide_block("hpf-v2-binding"))
+        binding["endpoints"]["files"] |= {"host": "127.0.0.1", "port": server.port,
+                                          "host_key_fingerprint": server.fingerprint}
+        async with admin.put(f"{url}/admin/v1/departments/hpf", json=binding) as resp:
+            problem = await resp.json()
+        assert resp.status == 422 and "does not work" in problem["detail"], problem
+        assert "wrong-password" not in json.dumps(problem)
+        async with admin.get(f"{url}/admin/v1/departments/hpf") as resp:
+            assert (await resp.json())["source"] == "file"
+        async with admin.get(f"{url}/admin/v1/departments/hpf/history") as resp:
+            assert (await resp.json())["history"] == []
+
+
+def test_a_secret_written_into_a_file_drop_binding_is_refused_by_name() -> None:
+    from adapters.filedrop import FileDropSettings
+
+    with pytest.raises(ValueError, match="no setting password"):
+        FileDropSettings.from_settings("hpf.files", {"inbox": "i", "outbox": "o", "archive": "a", "error": "e",
+                                                     "password": "s3cret"}, None)  # type: ignore[arg-type]
