@@ -75,7 +75,8 @@ class Acceptance:
         errors = schema_errors(body)
         if not errors:
             errors = semantic_errors(
-                body, now=self._clock(), allow_any_submitted_at=self._config.allow_any_submitted_at
+                body, now=self._clock(), allow_any_submitted_at=self._config.allow_any_submitted_at,
+                max_attachment_bytes=self._config.max_attachment_bytes,
             )
             url = body.get("callback_url")
             refusal = callback_url_problem(url, self._config.notify) if url else None

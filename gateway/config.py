@@ -81,6 +81,7 @@ class GatewayConfig:
     # [policy.early_retirement]: special-type/illness ages, information only (docs/eligibility.md).
     early_retirement: EarlyRetirementAges = field(default_factory=EarlyRetirementAges)
     max_body_bytes: int = 20 * 1024 * 1024
+    max_attachment_bytes: int = 5 * 1024 * 1024  # one material, decoded: the body limit is for all of them
     workers: int = 16
     lease_seconds: float = 30.0
     dispatch_interval: float = 0.05
@@ -286,6 +287,7 @@ def load_config(path: Path | None = None) -> GatewayConfig:
             allow_any_submitted_at=bool(data.get("policy", {}).get("allow_any_submitted_at", False)),
             early_retirement=_early_retirement(data.get("policy", {}), f"{path}: [policy.early_retirement]"),
             max_body_bytes=int(server.get("max_body_bytes", 20 * 1024 * 1024)),
+            max_attachment_bytes=int(server.get("max_attachment_bytes", 5 * 1024 * 1024)),
             workers=int(dispatcher.get("workers", 16)),
             lease_seconds=float(dispatcher.get("lease_seconds", 30.0)),
             dispatch_interval=float(dispatcher.get("interval", 0.05)),

@@ -162,7 +162,13 @@ def submitted_date(body: dict[str, Any]) -> date:
     return datetime.fromisoformat(body["submitted_at"]).date()
 
 
-def semantic_errors(body: dict[str, Any], *, now: datetime, allow_any_submitted_at: bool) -> list[Error]:
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024  # one material, decoded ([server] max_attachment_bytes)
+
+
+def semantic_errors(
+    body: dict[str, Any], *, now: datetime, allow_any_submitted_at: bool,
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+) -> list[Error]:
     """Rules between fields; run only on a body that passed the schema."""
     errors: list[Error] = []
     submitted = datetime.fromisoformat(body["submitted_at"])
@@ -199,6 +205,10 @@ def semantic_errors(body: dict[str, Any], *, now: datetime, allow_any_submitted_
         YearMonth.parse(month)  # the schema pattern already guarantees the shape
     for i, m in enumerate(body.get("materials", [])):
         if "content_base64" in m:
+            if len(m["content_base64"]) * 3 // 4 > max_attachment_bytes:  # judged before decoding it
+                errors.append({"pointer": f"/materials/{i}/content_base64",
+                               "detail": f"is larger than the attachment limit of {max_attachment_bytes} bytes"})
+                continue
             try:
                 content = base64.b64decode(m["content_base64"], validate=True)
             except (binascii.Error, ValueError):
@@ -208,8 +218,6 @@ def semantic_errors(body: dict[str, Any], *, now: datetime, allow_any_submitted_
                 errors.append({"pointer": f"/materials/{i}/sha256", "detail": "does not match the content"})
             elif m.get("content_type") and not _content_matches(content, m["content_type"]):
                 errors.append({"pointer": f"/materials/{i}/content_type", "detail": "does not match the content"})
-    if body.get("delivery", {}).get("method") == "sms" and "recipient_phone" not in body["delivery"]:
-        pass  # sms goes to the applicant's phone unless another is given
     return errors
 
 

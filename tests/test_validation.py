@@ -216,3 +216,16 @@ async def test_gateway_answers_400_naming_the_field(
     assert [e["pointer"] for e in problem["errors"]] == [pointer]
     assert problem["detail"].startswith(pointer)
     assert (await gw.get(f"{SUBMIT}/{body['application_no']}"))[0] == 404
+
+
+def test_an_attachment_over_its_own_limit_is_refused_before_it_is_decoded() -> None:
+    import base64
+    import hashlib
+
+    content = b"%PDF-" + b"x" * 2000
+    body = changed(lambda b: b.update(materials=[{
+        "code": "id_document", "file_name": "a.pdf", "content_type": "application/pdf",
+        "sha256": hashlib.sha256(content).hexdigest(), "content_base64": base64.b64encode(content).decode()}]))
+    assert semantic_errors(body, now=NOW, allow_any_submitted_at=True, max_attachment_bytes=4096) == []
+    [error] = semantic_errors(body, now=NOW, allow_any_submitted_at=True, max_attachment_bytes=1024)
+    assert error["pointer"] == "/materials/0/content_base64" and "attachment limit of 1024" in error["detail"]
