@@ -31,6 +31,7 @@ $(PROMTOOL):
 
 test: $(STAMP) $(PROMTOOL)
 	$(BIN)/ruff check gateway adapters sandbox tests examples
+	$(BIN)/mypy
 	PATH="$(CURDIR)/$(VENV)/tools:$$PATH" $(BIN)/python -m pytest -q
 
 serve: $(STAMP)

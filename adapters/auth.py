@@ -167,7 +167,7 @@ class AuthConfig:
             hmac_key_id=self.hmac_key_id,
             hmac_key=hmac_key,
             hmac_algorithm=self.hmac_algorithm,
-            ssl=self._ssl_context(secret),
+            tls_context=self._ssl_context(secret),
         )
 
     def _ssl_context(self, secret: Callable[[str, str], str]) -> ssl.SSLContext | None:
@@ -197,12 +197,12 @@ class OutboundAuth:
     hmac_key_id: str | None = None
     hmac_key: bytes | None = field(default=None, repr=False)
     hmac_algorithm: str = "HMAC-SHA256"
-    ssl: ssl.SSLContext | None = None
+    tls_context: ssl.SSLContext | None = None
 
     @property
     def ssl_param(self) -> ssl.SSLContext | bool:
         """The ``ssl=`` argument for aiohttp: this endpoint's context, or default verification."""
-        return self.ssl if self.ssl is not None else True
+        return self.tls_context if self.tls_context is not None else True
 
     def headers(self, method: str, target: str, body: bytes, now: float | None = None) -> dict[str, str]:
         """Headers for one request; ``target`` is the path and query exactly as sent."""

@@ -72,9 +72,8 @@ class _NoDoctypeExpat:
         def refuse(*_: Any) -> None:
             raise UnsafeXml("the document declares a DTD or entities")
 
-        parser.StartDoctypeDeclHandler = refuse
-        parser.EntityDeclHandler = refuse
-        parser.ExternalEntityRefHandler = refuse
+        for handler in ("StartDoctypeDeclHandler", "EntityDeclHandler", "ExternalEntityRefHandler"):
+            setattr(parser, handler, refuse)
         return parser
 
 

@@ -149,7 +149,7 @@ class SftpFileStore:
                 return None
             if len(data) > limit:
                 raise TooLarge(f"file larger than {limit} bytes")
-            return bytes(data)
+            return data if isinstance(data, bytes) else data.encode()
 
         return await self._run("read a file", read)
 

@@ -86,7 +86,7 @@ class RemoteSchemaError(Exception):
         self.url = url
 
 
-class OfflineTransport(Transport):  # type: ignore[misc]
+class OfflineTransport(Transport):
     """zeep's document loader, limited to local files and the bundled schemas.
 
     Only used to load the WSDL and its schemas; calls go over the shared aiohttp session.

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.domain import materials as materials_rules
 from gateway.domain import prechecks
 from gateway.domain.items import ITEM_ORDER, EarlyReason, Item, department_of, depends_on_initiating
+from gateway.domain.materials import MaterialSpec
 from gateway.eligibility import Eligibility
 from gateway.logs import person_token
 from gateway.messages import delivery_id_for
@@ -94,7 +95,7 @@ class Acceptance:
         specs = self._checklist(body, evaluation)
         return Answer(200, self._evaluation_body(body, evaluation) | {"materials": [_material_json(m) for m in specs]})
 
-    def _checklist(self, body: dict[str, Any], evaluation: prechecks.Evaluation) -> list[Any]:
+    def _checklist(self, body: dict[str, Any], evaluation: prechecks.Evaluation) -> Sequence[MaterialSpec]:
         return materials_rules.checklist(
             Item(body["initiating_item"]),
             EarlyReason(body["early_retirement_reason"]) if body.get("early_retirement_reason") else None,

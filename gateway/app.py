@@ -21,7 +21,7 @@ from gateway.auth import auth_middleware
 from gateway.bindings import DepartmentBindings
 from gateway.breaker import Breakers, BreakerState
 from gateway.config import GatewayConfig
-from gateway.departments import close_departments, open_departments
+from gateway.departments import DepartmentRuntime, close_departments, open_departments
 from gateway.dispatcher import Dispatcher
 from gateway.eligibility import Eligibility
 from gateway.intake import Intake
@@ -170,9 +170,9 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
             await session.close()
 
     async def background(app: web.Application) -> AsyncIterator[None]:
+        departments: dict[str, DepartmentRuntime] = app[DEPARTMENTS]
         dispatcher = Dispatcher(
-            config, app[STORE], app[DEPARTMENTS], app[INTAKE], app[METRICS], app[SESSION], app[BREAKERS],
-            app[AUDIT],
+            config, app[STORE], departments, app[INTAKE], app[METRICS], app[SESSION], app[BREAKERS], app[AUDIT]
         )
         app[DISPATCHER] = dispatcher
         dispatcher.start()
@@ -182,7 +182,7 @@ def build_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = N
             asyncio.create_task(_purge_idempotency_keys(app), name="idempotency-purge"),
             asyncio.create_task(app[BINDINGS].watch(config.bindings_poll_seconds), name="bindings-watch"),
         ]
-        log.info("gateway_started", owner=dispatcher.owner, departments=sorted(app[DEPARTMENTS]))
+        log.info("gateway_started", owner=dispatcher.owner, departments=sorted(departments))
         yield
         await dispatcher.stop(deadline=config.shutdown_deadline)
         for t in tasks:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
@@ -103,7 +104,7 @@ def auth_middleware(
     count: Callable[[str, str], None],
     clock: Callable[[], float] = time.time,
     body_limit: int = 0,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path

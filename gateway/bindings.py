@@ -91,7 +91,7 @@ class DepartmentBindings:
 
     # --- what operators do ------------------------------------------------------------
 
-    def list(self) -> list[dict[str, Any]]:
+    def views(self) -> list[dict[str, Any]]:
         return [self.view(code) for code in sorted(self._departments)]
 
     def view(self, code: str) -> dict[str, Any]:

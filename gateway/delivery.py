@@ -162,7 +162,8 @@ class Delivery:
                 unknown = True
                 raise
 
-        return await self._retry(job, runtime, "submit", send)
+        answer: Reply | _Known = await self._retry(job, runtime, "submit", send)
+        return answer
 
     # --- poll -----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Mapping
+from functools import partial
 
 import aiohttp
 import structlog
@@ -123,8 +124,11 @@ class Dispatcher:
         for job in jobs:
             task = asyncio.create_task(self._run_job(job))
             self._in_flight[job.id] = (job, task)
-            task.add_done_callback(lambda _, i=job.id: self._in_flight.pop(i, None))
+            task.add_done_callback(partial(self._forget, job.id))
         return len(jobs)
+
+    def _forget(self, job_id: int, _: asyncio.Task[None]) -> None:
+        self._in_flight.pop(job_id, None)
 
     def _held_back(self) -> list[tuple[str, str]]:
         """(department, kind) pairs not to claim now: the endpoint they need has an open

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def work(bindings: DepartmentBindings, departments: dict[str, DepartmentRuntime], store: Any) -> int:
         if args.action == "list":
-            print(json.dumps({"departments": bindings.list()}, ensure_ascii=False, indent=1))
+            print(json.dumps({"departments": bindings.views()}, ensure_ascii=False, indent=1))
             return 0
         if args.code is None:
             print("error: give the department code, e.g. hrss", file=sys.stderr)

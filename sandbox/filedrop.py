@@ -69,7 +69,8 @@ def _write_result(result: dict[str, str], files: HpfFiles) -> bytes:
         writer.writerow([f"tqjg.{k}" for k in result])  # the mapping reads tqjg.lsh etc.
         writer.writerow(result.values())
         return buf.getvalue().encode(files.encoding)
-    return xmltodict.unparse({"tqjg": result}, encoding=files.encoding, pretty=True).encode(files.encoding)
+    text: str = xmltodict.unparse({"tqjg": result}, encoding=files.encoding, pretty=True)
+    return text.encode(files.encoding)
 
 
 def _answer(state: SandboxState, path: Path, outbox: Path, done: Path, files: HpfFiles) -> None:

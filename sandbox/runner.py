@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -122,9 +123,9 @@ async def run_sandbox(
     try:
         for name, app in apps.items():
             app.middlewares.append(
-                fault_middleware(lambda n=name: state.faults_of(n), state.rng, soap=name in ("health", "justice"))
+                fault_middleware(partial(state.faults_of, name), state.rng, soap=name in ("health", "justice"))
             )
-            faults_routes(app, lambda n=name: state.faults_of(n), lambda f, n=name: state.faults.__setitem__(n, f))
+            faults_routes(app, partial(state.faults_of, name), partial(state.faults.__setitem__, name))
             if name in ("health", "justice"):
                 add_ledger_route(app, state.ledger, name)
             runner = web.AppRunner(app, access_log=None)

@@ -67,7 +67,7 @@ async def _parse(request: web.Request, soap_ns: str) -> tuple[str, dict[str, str
 def health_app(state: SandboxState) -> web.Application:
     cases: dict[str, dict[str, str]] = {}
 
-    async def wsdl(_: web.Request) -> web.Response:
+    async def wsdl(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(WSDL_DIR / "health.wsdl")
 
     async def service(request: web.Request) -> web.Response:
@@ -117,7 +117,7 @@ def _ok(body: str, soap_ns: str = SOAP11) -> web.Response:
 
 
 def justice_app(state: SandboxState) -> web.Application:
-    async def wsdl(_: web.Request) -> web.Response:
+    async def wsdl(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(WSDL_DIR / "justice.wsdl")
 
     async def service(request: web.Request) -> web.Response:

@@ -33,7 +33,7 @@ def _refused(exc: Exception) -> Problem:
 
 async def list_departments(request: web.Request) -> web.Response:
     authorize(request)
-    return admin_json({"departments": request.app[BINDINGS].list()})
+    return admin_json({"departments": request.app[BINDINGS].views()})
 
 
 def _configured(request: web.Request) -> str:

@@ -103,11 +103,12 @@ async def readyz(request: web.Request) -> web.Response:
     if not dispatcher.alive:
         raise Problem(503, "not-ready", "Not ready", "the dispatcher is not running: accepted items would not be sent")
     breakers = request.app[BREAKERS].states()
+    departments = request.app[DEPARTMENTS]
     return json_response(
         {
             "status": "ready",
             "store": "ok",
-            "departments": sorted(request.app[DEPARTMENTS]),
+            "departments": sorted(departments),
             "circuit_breakers": breakers,
             "open_breakers": [k for k, v in breakers.items() if v == "open"],
         }

@@ -68,7 +68,7 @@ async def main(url: str, concurrency: int, seconds: float, repeat: int) -> None:
 
         async def with_httpx() -> bool:
             resp = await client.post(url, content=BODY, headers=HEADERS)
-            return resp.status_code == 200
+            return bool(resp.status_code == 200)
 
         for _ in range(repeat):
             runs["aiohttp"].append(await closed_loop(with_aiohttp, concurrency, seconds))

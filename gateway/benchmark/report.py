@@ -64,7 +64,7 @@ def calibrate(seconds: float = 0.3) -> float:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)

@@ -10,15 +10,13 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
 
+from gateway.store.base import StoreBase
 from gateway.store.connectors import Tx
 from gateway.store.sqlite import SqliteConnector
-
-if TYPE_CHECKING:
-    from gateway.store.sql import SqlStore
 
 GENESIS = "0" * 64
 _APPEND_LOCK = 4301060002
@@ -79,12 +77,10 @@ def append_audit_sync(conn: sqlite3.Connection, records: Sequence[AuditRecord], 
         conn.executemany(_INSERT, chained(records, None if last is None else dict(last), key))
 
 
-class AuditLog:
+class AuditLog(StoreBase):
     """Audit trail operations (mixed into SqlStore)."""
 
-    audit_key: bytes | None = None
-
-    async def _append_audit(self: SqlStore, tx: Tx, records: Sequence[AuditRecord]) -> None:
+    async def _append_audit(self, tx: Tx, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
         if self.dialect == "postgres":
@@ -93,7 +89,7 @@ class AuditLog:
         for row in chained(records, last, self.audit_key):
             await tx.execute(_INSERT, row)
 
-    async def audit_append(self: SqlStore, records: Sequence[AuditRecord]) -> None:
+    async def audit_append(self, records: Sequence[AuditRecord]) -> None:
         if isinstance(self.connector, SqliteConnector):  # one hop, in the next group commit
             key = self.audit_key
             await self.connector.write_grouped(lambda conn: append_audit_sync(conn, records, key))
@@ -101,19 +97,19 @@ class AuditLog:
         async with self.connector.write() as tx:
             await self._append_audit(tx, records)
 
-    async def audit_records(self: SqlStore, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    async def audit_records(self, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         async with self.connector.read() as tx:
             rows = await tx.fetchall(
                 "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             )
         return [dict(r) for r in rows]
 
-    async def audit_records_tail(self: SqlStore) -> dict[str, Any] | None:
+    async def audit_records_tail(self) -> dict[str, Any] | None:
         async with self.connector.read() as tx:
             row = await tx.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         return None if row is None else dict(row)
 
-    async def audit_for(self: SqlStore, application_no: str) -> list[dict[str, Any]]:
+    async def audit_for(self, application_no: str) -> list[dict[str, Any]]:
         async with self.connector.read() as tx:
             rows = await tx.fetchall(
                 "SELECT * FROM audit_log WHERE application_no = ? ORDER BY seq", (application_no,)

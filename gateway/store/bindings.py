@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gateway.store.sql import SqlStore
+from gateway.store.base import StoreBase
 
 
-class Bindings:
+class Bindings(StoreBase):
     """Runtime department bindings (mixed into SqlStore)."""
 
-    async def binding_rows(self: SqlStore) -> list[dict[str, Any]]:
+    async def binding_rows(self) -> list[dict[str, Any]]:
         """Every runtime binding: department, version, state, binding (a configuration table)."""
         async with self.connector.read() as tx:
             rows = await tx.fetchall("SELECT * FROM department_bindings ORDER BY department")
         return [dict(r) | {"binding": json.loads(r["binding_json"])} for r in rows]
 
     async def save_binding(
-        self: SqlStore, department: str, action: str, state: str, binding: dict[str, Any] | None, actor: str
+        self, department: str, action: str, state: str, binding: dict[str, Any] | None, actor: str
     ) -> int:
         """Record a change and its history in one transaction; the new version. ``binding``
         None removes the runtime binding (the configuration file's applies again)."""
@@ -47,7 +46,7 @@ class Bindings:
             )
         return version
 
-    async def binding_history(self: SqlStore, department: str) -> list[dict[str, Any]]:
+    async def binding_history(self, department: str) -> list[dict[str, Any]]:
         async with self.connector.read() as tx:
             rows = await tx.fetchall(
                 "SELECT version, action, state, binding_json, changed_at, actor FROM department_binding_history"

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.status import ApplicationStatus
+from gateway.store.base import StoreBase
 from gateway.store.models import JobKind
 
-if TYPE_CHECKING:
-    from gateway.store.sql import SqlStore
 
-
-class DeadLetters:
+class DeadLetters(StoreBase):
     """Dead-letter operations of the store (mixed into SqlStore)."""
 
-    async def dead_letters(self: SqlStore, include_replayed: bool = False) -> list[dict[str, Any]]:
+    async def dead_letters(self, include_replayed: bool = False) -> list[dict[str, Any]]:
         where = "" if include_replayed else " WHERE replayed_at IS NULL"
         async with self.connector.read() as tx:
             return [dict(r) for r in await tx.fetchall(f"SELECT * FROM dead_letters{where} ORDER BY created_at")]
 
-    async def dead_letter_detail(self: SqlStore, job_id: int) -> dict[str, Any] | None:
+    async def dead_letter_detail(self, job_id: int) -> dict[str, Any] | None:
         async with self.connector.read() as tx:
             row = await tx.fetchone("SELECT * FROM dead_letters WHERE job_id = ?", (job_id,))
             if row is None:
@@ -30,7 +28,7 @@ class DeadLetters:
             )
         return dict(row) | {"history": [dict(a) for a in attempts]}
 
-    async def replay_dead_letter(self: SqlStore, job_id: int) -> bool:
+    async def replay_dead_letter(self, job_id: int) -> bool:
         """Queue a dead job again. Its delivery id is derived from (application, item), so
         the department sees the same id as before and can drop a duplicate."""
         now = time.time()

@@ -11,15 +11,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.mapping import ItemResult
 from gateway.status import ItemStatus
+from gateway.store.base import StoreBase
 from gateway.store.connectors import Tx
 from gateway.store.models import Job, JobKind, JobState, LeaseLost, Transition
-
-if TYPE_CHECKING:
-    from gateway.store.sql import SqlStore
 
 _JOB_COLUMNS = "id, application_no, item, kind, department, attempts, created_at, lease_owner, unknown_outcome"
 
@@ -42,11 +40,11 @@ async def insert_job(
     )
 
 
-class JobQueue:
+class JobQueue(StoreBase):
     """Outbox operations of the store (mixed into SqlStore)."""
 
     async def claim_jobs(
-        self: SqlStore,
+        self,
         owner: str,
         limit: int,
         lease_seconds: float,
@@ -81,7 +79,7 @@ class JobQueue:
                 jobs.append(_job(dict(r) | {"lease_owner": lease}))
         return jobs
 
-    async def heartbeat(self: SqlStore, jobs: Sequence[Job], lease_seconds: float) -> list[int]:
+    async def heartbeat(self, jobs: Sequence[Job], lease_seconds: float) -> list[int]:
         """Extend the leases; the ids of jobs whose lease is no longer ours."""
         if not jobs:
             return []
@@ -97,7 +95,7 @@ class JobQueue:
                     lost.append(job.id)
         return lost
 
-    async def record_attempt(self: SqlStore, job: Job, outcome: str, error: str | None) -> None:
+    async def record_attempt(self, job: Job, outcome: str, error: str | None) -> None:
         """One attempt's outcome, in the job's history. ``UnknownOutcome`` is remembered so
         that whoever tries next asks the department before sending again."""
         async with self.connector.write() as tx:
@@ -113,11 +111,11 @@ class JobQueue:
                 (job.id, time.time(), outcome, error),
             )
 
-    async def finish_job(self: SqlStore, job: Job) -> None:
+    async def finish_job(self, job: Job) -> None:
         async with self.connector.write() as tx:
             await self._finish(tx, job)
 
-    async def _finish(self: SqlStore, tx: Tx, job: Job) -> None:
+    async def _finish(self, tx: Tx, job: Job) -> None:
         n = await tx.execute(
             "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, unknown_outcome = 0"
             " WHERE id = ? AND lease_owner = ?",
@@ -127,7 +125,7 @@ class JobQueue:
             raise LeaseLost(f"job {job.id}")
 
     async def release_job(
-        self: SqlStore, job: Job, delay: float, error: str | None = None, *, restart_age: bool = False
+        self, job: Job, delay: float, error: str | None = None, *, restart_age: bool = False
     ) -> None:
         """Give a job back without finishing it (shutdown, open breaker, a long wait, poll
         again later). ``restart_age``: the retry policy's max_age counts from now (a new
@@ -143,7 +141,7 @@ class JobQueue:
                 (now + delay, error, int(restart_age), now, int(restart_age), job.id, job.lease),
             )
 
-    async def dead_letter(self: SqlStore, job: Job, error: str) -> list[Transition]:
+    async def dead_letter(self, job: Job, error: str) -> list[Transition]:
         """The job exhausted its policy (or failed for good): park it for an operator.
 
         A submission's item shows ``failed`` — unless the item already reached a final
@@ -181,14 +179,14 @@ class JobQueue:
             return await self._apply(tx, job.application_no, job.item, result, None, now)
 
     async def schedule(
-        self: SqlStore, application_no: str, item: str, kind: JobKind, department: str, delay: float
+        self, application_no: str, item: str, kind: JobKind, department: str, delay: float
     ) -> None:
         """Queue a job (a status poll) unless one of its kind is already open for the item."""
         async with self.connector.write() as tx:
             await insert_job(tx, application_no, item, kind, department, JobState.PENDING, time.time() + delay)
 
     async def complete_job(
-        self: SqlStore,
+        self,
         job: Job,
         *,
         result: ItemResult | None = None,
@@ -221,7 +219,7 @@ class JobQueue:
                                  now + then[1])
         return transitions
 
-    async def finish_and_schedule(self: SqlStore, job: Job, kind: JobKind, delay: float) -> None:
+    async def finish_and_schedule(self, job: Job, kind: JobKind, delay: float) -> None:
         """Finish ``job`` and queue the follow-up in one transaction (a crash between the
         two can neither lose the follow-up nor queue it twice)."""
         async with self.connector.write() as tx:
@@ -231,7 +229,7 @@ class JobQueue:
 
     # --- platform notifications --------------------------------------------------------
 
-    async def finish_notify(self: SqlStore, job: Job, sent_version: int) -> None:
+    async def finish_notify(self, job: Job, sent_version: int) -> None:
         """The platform took the state at ``sent_version``. If the state moved on while it
         was being sent, the job goes round again at once with the newer state."""
         async with self.connector.write() as tx:
@@ -254,7 +252,7 @@ class JobQueue:
                 return
             await self._finish(tx, job)
 
-    async def _arm_notify(self: SqlStore, tx: Tx, application_no: str, now: float) -> None:
+    async def _arm_notify(self, tx: Tx, application_no: str, now: float) -> None:
         """The application's state moved on: a newer version for the platform. One notify job
         per application carries the latest state whenever it runs."""
         n = await tx.execute(

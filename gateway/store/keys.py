@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gateway.store.sql import SqlStore
+from gateway.store.base import StoreBase
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-class RequestKeys:
+class RequestKeys(StoreBase):
     """Idempotency keys and nonces (mixed into SqlStore)."""
 
     async def idempotency_begin(
-        self: SqlStore, key: str, fingerprint: str, processing_timeout: float = 60.0
+        self, key: str, fingerprint: str, processing_timeout: float = 60.0
     ) -> dict[str, Any] | None:
         """Claim ``key`` for this request; None if claimed now, else the existing record.
 
@@ -43,25 +42,25 @@ class RequestKeys:
             row = await tx.fetchone("SELECT * FROM idempotency_keys WHERE key = ?", (key,))
         return None if row is None else dict(row)
 
-    async def idempotency_finish(self: SqlStore, key: str, status: int, body: Any) -> None:
+    async def idempotency_finish(self, key: str, status: int, body: Any) -> None:
         async with self.connector.write() as tx:
             await tx.execute(
                 "UPDATE idempotency_keys SET state = 'done', status = ?, response_json = ? WHERE key = ?",
                 (status, _dumps(body), key),
             )
 
-    async def idempotency_abandon(self: SqlStore, key: str) -> None:
+    async def idempotency_abandon(self, key: str) -> None:
         """Forget a key whose request was invalid or failed: it may be retried as new."""
         async with self.connector.write() as tx:
             await tx.execute("DELETE FROM idempotency_keys WHERE key = ? AND state = 'processing'", (key,))
 
-    async def idempotency_purge(self: SqlStore, older_than_seconds: float) -> int:
+    async def idempotency_purge(self, older_than_seconds: float) -> int:
         async with self.connector.write() as tx:
             return await tx.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - older_than_seconds,)
             )
 
-    async def remember_nonce(self: SqlStore, nonce: str, window_seconds: float) -> bool:
+    async def remember_nonce(self, nonce: str, window_seconds: float) -> bool:
         """True the first time a nonce is seen; False for a replay. Old nonces are dropped."""
         now = time.time()
         async with self.connector.write() as tx:

@@ -105,11 +105,7 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
     def __init__(self, connector: Connector, sealer: Sealer | None = None, audit_key: bytes | None = None) -> None:
         self.connector = connector
         self.sealer = sealer or Sealer()
-        self.audit_key = audit_key  # HMAC-SM3 for the audit chain; plain SM3 without it
-
-    @property
-    def dialect(self) -> str:
-        return self.connector.dialect
+        self.audit_key = audit_key
 
     async def open(self) -> None:
         """Connect and apply any migrations this code needs (one replica at a time)."""
