@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,6 +47,7 @@ log = structlog.get_logger("gateway.http")
 # Problem types for aiohttp's own refusals, the same names the handlers use.
 _HTTP_KINDS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _AUDITED = ("/api/", "/admin/")  # operations endpoints (health, metrics) are not audited
 
 
@@ -62,7 +64,9 @@ def _actor(request: web.Request, status: int) -> str:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id bound once; problem+json for every refusal; metrics by route template."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id", "")
+    # Kept only when it is a plain token: it is echoed in a header and written to logs.
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     REQUEST_ID.set(request_id)  # to every department call made for this request

@@ -32,6 +32,12 @@ from gateway.problems import Problem
 log = structlog.get_logger("gateway.auth")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "²".isdigit() is true
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that a non-ASCII header cannot turn into an exception."""
+    return std_hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 METHODS = ("HMAC-SM3", "HMAC-SHA256")
 
 
@@ -112,7 +118,9 @@ def auth_middleware(
             return await handler(request)  # operations endpoints and the admin API (own token)
         if path.startswith("/api/v1/callbacks/"):
             realm = "department"
-            keys = settings.department_keys.get(request.match_info.get("department", ""), {})
+            # From the path itself: match_info is empty when the method has no route (then 405).
+            department = path[len("/api/v1/callbacks/"):].partition("/")[0]
+            keys = settings.department_keys.get(department, {})
         else:
             realm, keys = "platform", settings.platform_keys
         h = request.headers
@@ -126,7 +134,7 @@ def auth_middleware(
         if secret is None:
             raise _refuse("unknown_key", "unknown app key for this endpoint", realm, count)
         ts = h["X-Timestamp"]
-        if not ts.isdigit() or abs(clock() - int(ts)) > settings.window_seconds:
+        if not _TIMESTAMP.fullmatch(ts) or abs(clock() - int(ts)) > settings.window_seconds:
             raise _refuse("timestamp", f"X-Timestamp must be Unix seconds within ±{settings.window_seconds:.0f} s",
                           realm, count)
         if not _NONCE.match(h["X-Nonce"]):
@@ -136,11 +144,14 @@ def auth_middleware(
         except web.HTTPRequestEntityTooLarge as exc:
             raise Problem(413, "body-too-large", "Request body too large",
                           f"the limit is {body_limit} bytes") from exc
+        except web.RequestPayloadError as exc:  # a Content-Encoding the body does not match
+            raise Problem(400, "malformed-json", "Malformed body", "the body cannot be decoded as its "
+                          "Content-Encoding says") from exc
         digest = sm3_hex(body)
-        if not std_hmac.compare_digest(digest, h["X-Content-SM3"].lower()):
+        if not _same(digest, h["X-Content-SM3"].lower()):
             raise _refuse("digest", "X-Content-SM3 does not match the body", realm, count)
         message = canonical(request.method, path, request.query, h["X-App-Key"], ts, h["X-Nonce"], digest)
-        if not std_hmac.compare_digest(_mac(method, secret.encode(), message), h["X-Signature"].lower()):
+        if not _same(_mac(method, secret.encode(), message), h["X-Signature"].lower()):
             raise _refuse("signature", "signature does not match", realm, count)
         if not await remember_nonce(f"{realm}:{h['X-App-Key']}:{h['X-Nonce']}", settings.window_seconds):
             raise _refuse("replay", "this nonce was already used: a replayed request", realm, count)

@@ -155,6 +155,7 @@ class Dispatcher:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._notifier.close()
 
     async def _heartbeat(self) -> None:
         while True:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import socket
 import time
 from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
-from adapters.base import AdapterError
+from adapters.base import AdapterError, PermanentError
 from adapters.httperrors import classify_exception, classify_status
 from gateway.audit import AuditTrail
 from gateway.auth import sign
@@ -44,13 +48,51 @@ def callback_url_problem(url: str, settings: NotifySettings) -> str | None:
         return None
     if parts.scheme != "https":
         return "must use https"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return "must not name a local host" if host == "localhost" or host.endswith(".localhost") else None
-    if not address.is_global:
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "must not name a local host"
+    address = literal_address(host)
+    if address is not None and not address.is_global:
         return "must not name a loopback, private or reserved address"
+    return None  # a name: its addresses are checked again when the gateway connects
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as a number stands for, in every form a resolver takes:
+    ``127.0.0.1``, ``127.1``, ``2130706433``, ``0x7f000001``, ``0``, ``[::1]``."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-FxX.]+", host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
     return None
+
+
+class PrivateAddress(OSError):
+    """A callback host resolves to an address the gateway must not call."""
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves platform callback hosts, refusing any that resolve to a loopback, private or
+    reserved address (a public name pointed at an intranet address, or rebinding)."""
+
+    def __init__(self) -> None:
+        self._inner = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        if any(not ipaddress.ip_address(r["host"]).is_global for r in found):
+            raise PrivateAddress(f"{host} resolves to a loopback, private or reserved address")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class Notifier:
@@ -59,8 +101,25 @@ class Notifier:
     ) -> None:
         self._config = config
         self._store = store
-        self._session = session
         self._trail = trail
+        # The sandbox may call back on loopback; production notifications get a session of
+        # their own whose resolver refuses private addresses (departments' are intranet ones).
+        self._shared = session
+        self._guarded: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._config.notify.allow_insecure:
+            return self._shared
+        if self._guarded is None:
+            self._guarded = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=PublicOnlyResolver(), limit=self._config.notify_workers * 4),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._guarded
+
+    async def close(self) -> None:
+        if self._guarded is not None:
+            await self._guarded.close()
 
     async def run(self, job: Job) -> None:
         stored = await self._store.get_application(job.application_no)
@@ -85,13 +144,16 @@ class Notifier:
             if settings.signing_key is not None:
                 headers |= sign("POST", urlsplit(url).path or "/", body, *settings.signing_key)
             try:
-                async with self._session.post(
+                async with self._session().post(
                     url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=settings.timeout),
                     allow_redirects=False,
                 ) as resp:
                     await resp.read()
                     error = classify_status(resp.status, "platform callback", resp.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(exc.__cause__, PrivateAddress) or isinstance(getattr(exc, "os_error", None),
+                                                                           PrivateAddress):
+                    raise PermanentError("platform callback: the host resolves to a private address") from exc
                 raise classify_exception(exc, "platform callback") from exc
             if error is not None:
                 raise error

@@ -165,3 +165,36 @@ async def test_a_refused_callback_url_is_a_400_naming_the_field(config: GatewayC
             status, body, _ = await gw.post("/api/v1/joint-applications", app)
             assert status == 400 and body["errors"][0]["pointer"] == "/callback_url"
             assert (await gw.get(f"/api/v1/joint-applications/{app['application_no']}"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "2130706433", "0x7f000001", "0", "localhost.", "[::1]", "10.1", "0177.0.0.1", "169.254.169.254"]
+)
+def test_a_loopback_or_private_address_is_refused_in_every_numeric_spelling(host: str) -> None:
+    problem = callback_url_problem(f"https://{host}/cb", NotifySettings())
+    assert problem is not None and ("loopback" in problem or "local host" in problem)
+
+
+async def test_a_callback_name_that_resolves_to_a_private_address_is_refused_when_connecting() -> None:
+    from aiohttp.abc import ResolveResult
+
+    from gateway.notify import PrivateAddress, PublicOnlyResolver
+
+    resolver = PublicOnlyResolver()
+
+    def answer(address: str) -> list[ResolveResult]:
+        return [{"hostname": "cb.platform.example", "host": address, "port": 443, "family": 2, "proto": 0,
+                 "flags": 0}]
+
+    async def private(*_: object) -> list[ResolveResult]:
+        return answer("10.20.30.40")
+
+    async def public(*_: object) -> list[ResolveResult]:
+        return answer("58.20.0.1")
+
+    resolver._inner.resolve = private  # type: ignore[method-assign]  # what DNS answers, in this unit test
+    with pytest.raises(PrivateAddress):
+        await resolver.resolve("cb.platform.example", 443)
+    resolver._inner.resolve = public  # type: ignore[method-assign]
+    assert (await resolver.resolve("cb.platform.example", 443))[0]["host"] == "58.20.0.1"
+    await resolver.close()

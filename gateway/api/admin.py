@@ -24,7 +24,8 @@ def _authorize(request: web.Request) -> None:
     token = request.app[CONFIG].admin_token
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
-    if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+    given_token = value.encode("utf-8", "surrogateescape")
+    if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given_token, token.encode()):
         reason = "disabled" if token is None else ("missing" if not given else "invalid")
         request.app[METRICS].auth_failures.labels("admin", reason).inc()
         raise Problem(
@@ -35,6 +36,7 @@ def _authorize(request: web.Request) -> None:
         )
 
 
+_JOB_ID = re.compile(r"[0-9]{1,18}")
 _OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -42,8 +44,9 @@ def authorize(request: web.Request) -> str:
     """Check the admin token; the operator making the change. A change is refused while the
     audit trail cannot record it."""
     _authorize(request)
-    if request.method != "GET":
-        request.app[AUDIT].check_writable()
+    if request.method == "GET":
+        return "admin-api"  # reading changes nothing: no operator to record
+    request.app[AUDIT].check_writable()
     operator = request.headers.get("X-Operator", "")
     if operator and not _OPERATOR.match(operator):
         raise Problem(400, "validation-error", "Invalid operator", "X-Operator: 1–64 of A-Za-z0-9_.@-",
@@ -64,15 +67,19 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _job_id(request: web.Request) -> int:
     raw = request.match_info["job_id"]
-    if not raw.isdigit():
-        raise Problem(400, "validation-error", "Invalid id", "job id must be a number",
-                      errors=[{"pointer": "job_id", "detail": "must be digits"}])
+    if not _JOB_ID.fullmatch(raw):  # ASCII digits that fit a database integer
+        raise Problem(400, "validation-error", "Invalid id", "job id must be a number of 1–18 digits",
+                      errors=[{"pointer": "job_id", "detail": "must be 1–18 digits"}])
     return int(raw)
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     _authorize(request)
-    include = request.query.get("include_replayed") == "true"
+    flag = request.query.get("include_replayed", "false")
+    if flag not in ("true", "false"):
+        raise Problem(400, "validation-error", "Invalid query", "include_replayed: must be true or false",
+                      errors=[{"pointer": "include_replayed", "detail": "must be true or false"}])
+    include = flag == "true"
     return _json({"dead_letters": await request.app[STORE].dead_letters(include)})
 
 

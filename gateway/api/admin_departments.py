@@ -16,7 +16,7 @@ def _code(request: web.Request) -> str:
     code = request.match_info["department"]
     if code not in request.app[BINDINGS].known():
         raise Problem(404, "unknown-department", "Unknown department", "no department with this code",
-                      errors=[{"pointer": "path:department", "detail": "is not a department of this gateway"}])
+                      errors=[{"pointer": "department", "detail": "is not a department of this gateway"}])
     return code
 
 

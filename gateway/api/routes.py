@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import structlog
@@ -44,8 +45,14 @@ async def precheck(request: web.Request) -> web.Response:
     return json_response(answer.body, answer.status)
 
 
+_APPLICATION_NO = re.compile(r"[A-Za-z0-9-]{1,64}")  # the schema's pattern for application_no
+
+
 async def get_application(request: web.Request) -> web.Response:
     number = request.match_info["application_no"]
+    if not _APPLICATION_NO.fullmatch(number):
+        raise Problem(400, "validation-error", "Invalid application number", "application_no: 1–64 of A-Z a-z 0-9 -",
+                      errors=[{"pointer": "application_no", "detail": "1–64 of A-Z a-z 0-9 -"}])
     stored = await request.app[STORE].get_application(number)
     if stored is None:
         raise Problem(404, "application-not-found", "No such application", "没有该办件编号的申请")
@@ -56,7 +63,7 @@ async def department_callback(request: web.Request) -> web.Response:
     department = request.match_info["department"]
     if department not in request.app[DEPARTMENTS]:
         raise Problem(404, "unknown-department", "Unknown department", "no department with this code is configured",
-                      errors=[{"pointer": "path:department", "detail": "is not a configured department"}])
+                      errors=[{"pointer": "department", "detail": "is not a configured department"}])
     body = await read_json(request)
     outcome = await request.app[INTAKE].accept(department, body, "callback")
     if outcome == IntakeOutcome.MALFORMED:
@@ -68,7 +75,10 @@ async def department_callback(request: web.Request) -> web.Response:
 
 
 async def retirement_age(request: web.Request) -> web.Response:
-    errors = []
+    errors = [
+        {"pointer": name, "detail": "must be given once"} for name in ("birth", "category")
+        if len(request.query.getall(name, [])) > 1
+    ]
     birth = request.query.get("birth", "")
     category = request.query.get("category", "")
     try:
