@@ -234,7 +234,16 @@ def _content_matches(content: bytes, content_type: str) -> bool:
     return any(content.startswith(m) for m in _MAGIC.get(content_type, (b"",)))
 
 
+# Fields whose absence means their default: leaving one out is the same application.
+_DEFAULTS: dict[str, Any] = {"all_or_nothing": False, "optional_items": [], "materials": []}
+
+
 def fingerprint(body: Any) -> str:
-    """sha256 of the canonical JSON (sorted keys, no spaces): same payload, same print."""
+    """sha256 of the canonical JSON (sorted keys, no spaces, defaults filled in, the chosen
+    items as a set): the same application, however it is spelt, has the same print."""
+    if isinstance(body, dict):
+        body = _DEFAULTS | body
+        if isinstance(body.get("optional_items"), list) and all(isinstance(i, str) for i in body["optional_items"]):
+            body["optional_items"] = sorted(body["optional_items"])
     canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

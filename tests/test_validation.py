@@ -229,3 +229,13 @@ def test_an_attachment_over_its_own_limit_is_refused_before_it_is_decoded() -> N
     assert semantic_errors(body, now=NOW, allow_any_submitted_at=True, max_attachment_bytes=4096) == []
     [error] = semantic_errors(body, now=NOW, allow_any_submitted_at=True, max_attachment_bytes=1024)
     assert error["pointer"] == "/materials/0/content_base64" and "attachment limit of 1024" in error["detail"]
+
+
+def test_the_same_application_spelt_differently_has_the_same_fingerprint() -> None:
+    from gateway.validation import fingerprint
+
+    spelt = changed(lambda b: b.update(all_or_nothing=False, optional_items=list(reversed(b["optional_items"]))))
+    bare = changed(lambda b: b.pop("all_or_nothing", None))
+    assert fingerprint(spelt) == fingerprint(bare) == fingerprint(dict(reversed(list(BASE.items()))))
+    assert fingerprint(changed(lambda b: b.update(all_or_nothing=True))) != fingerprint(bare)
+    assert fingerprint(changed(lambda b: b["applicant"].update(phone="13900000000"))) != fingerprint(bare)
