@@ -22,7 +22,8 @@ from tests.pii import leaks
 pytest_plugins = ("tests.certs",)  # the test PKI fixture (`pki`)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The platform's worked examples (a copy of its shared/examples, kept with the tests).
+EXAMPLES = ROOT / "sandbox" / "examples"
 DEMO_APPLICATIONS = ROOT / "sandbox" / "applications.json"
 
 

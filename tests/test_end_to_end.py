@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.demo import submit_and_follow
 from gateway.logs import configure_logging
-from tests.conftest import DEMO_APPLICATIONS, ROOT, SHARED, Running, demo_application
+from tests.conftest import DEMO_APPLICATIONS, EXAMPLES, ROOT, Running, demo_application
 from tests.pii import leaks
 
 DEPENDENTS = {
@@ -37,8 +37,8 @@ def _check(results: list[dict[str, Any]], expected: dict[str, Any]) -> None:
 
 
 async def test_worked_examples_reach_the_expected_final_statuses(gw: Running) -> None:
-    apps = json.loads((SHARED / "examples" / "applications.json").read_text(encoding="utf-8"))
-    expected = json.loads((SHARED / "examples" / "expected.json").read_text(encoding="utf-8"))
+    apps = json.loads((EXAMPLES / "applications.json").read_text(encoding="utf-8"))
+    expected = json.loads((EXAMPLES / "expected.json").read_text(encoding="utf-8"))
     _check(await submit_and_follow(gw.base_url, apps, timeout=20, signer=gw.signer), expected)
 
 
@@ -184,3 +184,13 @@ async def test_the_platform_request_id_travels_to_the_departments_and_back_in_th
     changes = [ln for ln in lines if ln.get("application_no") == "TRACE-1" and ln["event"].endswith("_status_changed")]
     assert changes and all(ln.get("request_id") == "plat-req-7731" for ln in changes)
     assert any(ln["event"] == "application_status_changed" and ln["new"] == "completed" for ln in changes)
+
+
+def test_the_examples_kept_here_are_the_platforms_own() -> None:
+    """sandbox/examples is a copy of the platform team's shared/examples: where that folder
+    is beside the checkout (the developers' machines), the two must not have drifted."""
+    shared = ROOT.parent / "shared" / "examples"
+    if not shared.is_dir():
+        pytest.skip(f"the platform's shared folder is not beside this checkout ({shared})")
+    for name in ("applications.json", "people.json", "expected.json"):
+        assert json.loads((EXAMPLES / name).read_text("utf-8")) == json.loads((shared / name).read_text("utf-8")), name

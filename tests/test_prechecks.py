@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +27,7 @@ from gateway.domain.prechecks import (
     planned_check_keys,
 )
 from gateway.domain.retirement_age import Age, AgeDelay, EarlyRetirementAges, YearMonth
+from tests.conftest import EXAMPLES
 
 TODAY = date(2026, 12, 3)
 NORMAL, EARLY, RESIDENT = Item.RETIRE_NORMAL, Item.RETIRE_EARLY, Item.RESIDENT_PENSION
@@ -886,8 +885,7 @@ def test_departments_needed_depend_on_the_chosen_items(
 
 # --- the shared examples ---------------------------------------------------------------------------------
 
-EXAMPLES = Path(os.environ.get("GATEWAY_EXAMPLES_DIR", Path(__file__).resolve().parents[2] / "shared" / "examples"))
-needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"shared examples not found at {EXAMPLES}")
+
 
 
 def _example_evaluation(application: dict[str, Any], people: dict[str, Any]) -> Evaluation:
@@ -911,7 +909,6 @@ def _example_evaluation(application: dict[str, Any], people: dict[str, Any]) -> 
     return evaluate(req, {d: person.get(str(d)) for d in departments_needed(req)})
 
 
-@needs_examples
 def test_shared_examples_give_the_expected_outcome() -> None:
     people = {p["id_number"]: p for p in json.loads((EXAMPLES / "people.json").read_text("utf-8"))["people"]}
     expected = json.loads((EXAMPLES / "expected.json").read_text("utf-8"))
