@@ -157,8 +157,9 @@ class Acceptance:
         return answer
 
     async def submit(self, body: Any, idempotency_key: str | None = None) -> Answer:
+        print_ = fingerprint(body)  # once: it serialises the whole body, attachments included
         if isinstance(body, dict) and isinstance(body.get("application_no"), str):
-            replay = await self._replay(body)
+            replay = await self._replay(body, print_)
             if replay is not None:
                 return replay
         self._validate(body)
@@ -185,7 +186,7 @@ class Acceptance:
         plan = self._plan(body["application_no"], evaluation)
         new = NewApplication(
             application_no=body["application_no"],
-            fingerprint=fingerprint(body),
+            fingerprint=print_,
             initiating_item=body["initiating_item"],
             request=body,
             response=response,
@@ -210,7 +211,7 @@ class Acceptance:
                           " nothing was accepted: send it again later", headers={"Retry-After": "5"}) from exc
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
         if not created:  # another request with this number won the race: answer as a resubmission
-            replay = await self._replay(body)
+            replay = await self._replay(body, print_)
             if replay is None:
                 raise RuntimeError("application number taken but not readable")
             return replay
@@ -235,11 +236,11 @@ class Acceptance:
             raise Problem(503, "audit-unavailable", "Not accepted now", "the audit trail cannot be written;"
                           " nothing was accepted: send it again later", headers={"Retry-After": "5"}) from exc
 
-    async def _replay(self, body: dict[str, Any]) -> Answer | None:
+    async def _replay(self, body: dict[str, Any], print_: str) -> Answer | None:
         stored = await self._store.get_application(body["application_no"])
         if stored is None:
             return None
-        if stored.fingerprint != fingerprint(body):
+        if stored.fingerprint != print_:
             self._metrics.applications.labels("conflict").inc()
             raise Problem(
                 409,
