@@ -54,16 +54,10 @@ def binding_table(code: str, payload: Any) -> dict[str, Any]:
     return table
 
 
-def describe(runtime: DepartmentRuntime, source: str, version: int) -> dict[str, Any]:
-    """A binding as operators read it (settings name environment variables, never secrets)."""
-    c = runtime.config
+def _settings(c: DepartmentConfig) -> dict[str, Any]:
+    """What a binding sets besides its mapping: name, endpoints, timeouts, retry values."""
     return {
-        "department": c.code,
         "name": c.name,
-        "source": source,
-        "version": version,
-        "state": "disabled" if runtime.disabled else "active",
-        "mapping": {"file": c.mapping.source.name, "version": c.mapping.version},
         "endpoints": {n: {"adapter": ep.adapter, **ep.settings} for n, ep in c.endpoints.items()},
         "query_timeout": c.query_timeout,
         "call_timeout": c.call_timeout,
@@ -71,6 +65,18 @@ def describe(runtime: DepartmentRuntime, source: str, version: int) -> dict[str,
         "reconcile_after": c.reconcile_after,
         "retry": asdict(c.retry),
     }
+
+
+def describe(runtime: DepartmentRuntime, source: str, version: int) -> dict[str, Any]:
+    """A binding as operators read it (settings name environment variables, never secrets)."""
+    c = runtime.config
+    return {
+        "department": c.code,
+        "source": source,
+        "version": version,
+        "state": "disabled" if runtime.disabled else "active",
+        "mapping": {"file": c.mapping.source.name, "version": c.mapping.version},
+    } | _settings(c)
 
 
 class DepartmentBindings:
@@ -227,13 +233,4 @@ def _table_of(c: DepartmentConfig, base_dir: Path) -> dict[str, Any]:
     """A running binding back as a configuration table (for disable/enable records)."""
     source = c.mapping.source.resolve()
     mapping = source.relative_to(base_dir) if source.is_relative_to(base_dir) else source
-    return {
-        "name": c.name,
-        "mapping": str(mapping),
-        "endpoints": {n: {"adapter": ep.adapter, **ep.settings} for n, ep in c.endpoints.items()},
-        "query_timeout": c.query_timeout,
-        "call_timeout": c.call_timeout,
-        "poll_interval": c.poll_interval,
-        "reconcile_after": c.reconcile_after,
-        "retry": asdict(c.retry),
-    }
+    return {"mapping": str(mapping)} | _settings(c)

@@ -19,7 +19,7 @@ from sandbox.people import DEFAULT_PEOPLE
 from sandbox.runner import RunningSandbox
 from tests.pii import leaks
 
-pytest_plugins = ("tests.certs",)  # the test PKI fixture (`pki`)
+pytest_plugins = ("tests.certs", "tests.stores")  # the test PKI (`pki`); one store per kind (`url`, `store`)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The platform's worked examples (a copy of its shared/examples, kept with the tests).

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from gateway.store.sql import SqlStore, open_store
 
@@ -46,3 +47,18 @@ async def opened(url: str, base_dir: Path) -> AsyncIterator[SqlStore]:
         yield store
     finally:
         await store.close()
+
+
+# Fixtures (registered in conftest.py): every contract test runs once per store kind.
+
+
+@pytest.fixture(params=KINDS)
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_url(request.param, tmp_path) as u:
+        yield u
+
+
+@pytest.fixture
+async def store(url: str, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    async with opened(url, tmp_path) as s:
+        yield s

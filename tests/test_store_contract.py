@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from gateway.mapping import ItemResult
 from gateway.status import ItemStatus
 from gateway.store.models import JobKind, NewApplication, NewItem
 from gateway.store.sql import SqlStore
-from tests.stores import KINDS, fresh_url, opened
-
-
-@pytest.fixture(params=KINDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with fresh_url(request.param, tmp_path) as u:
-        yield u
-
-
-@pytest.fixture
-async def store(url: str, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    async with opened(url, tmp_path) as s:
-        yield s
+from tests.stores import opened
 
 
 def application(number: str = "A-1", callback: str | None = None) -> NewApplication:

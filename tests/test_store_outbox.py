@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,20 +18,8 @@ from gateway.store.connectors import SCHEMA_VERSION, migrations
 from gateway.store.models import Job, JobKind, LeaseLost
 from gateway.store.sealing import Sealer
 from gateway.store.sql import SqlStore, open_store
-from tests.stores import KINDS, fresh_url, opened
+from tests.stores import opened
 from tests.test_store_contract import application, result
-
-
-@pytest.fixture(params=KINDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with fresh_url(request.param, tmp_path) as u:
-        yield u
-
-
-@pytest.fixture
-async def store(url: str, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    async with opened(url, tmp_path) as s:
-        yield s
 
 
 async def _claim(store: SqlStore, item: str, owner: str = "w1", lease: float = 30) -> Job:

@@ -63,20 +63,20 @@ async def put_department(request: web.Request) -> web.Response:
     return admin_json(view)
 
 
-async def disable_department(request: web.Request) -> web.Response:
+async def _switch(request: web.Request, disabled: bool) -> web.Response:
     actor = authorize(request)
     code = _configured(request)
-    view = await request.app[BINDINGS].set_disabled(code, True, actor)
-    await _audit(request, actor, "disable_department", code, view)
+    view = await request.app[BINDINGS].set_disabled(code, disabled, actor)
+    await _audit(request, actor, "disable_department" if disabled else "enable_department", code, view)
     return admin_json(view)
+
+
+async def disable_department(request: web.Request) -> web.Response:
+    return await _switch(request, disabled=True)
 
 
 async def enable_department(request: web.Request) -> web.Response:
-    actor = authorize(request)
-    code = _configured(request)
-    view = await request.app[BINDINGS].set_disabled(code, False, actor)
-    await _audit(request, actor, "enable_department", code, view)
-    return admin_json(view)
+    return await _switch(request, disabled=False)
 
 
 async def remove_binding(request: web.Request) -> web.Response:
