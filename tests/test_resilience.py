@@ -18,6 +18,7 @@ from gateway.demo import running_gateway, submit_and_follow
 from sandbox.faults import Faults
 from sandbox.people import DEFAULT_PEOPLE
 from tests.conftest import DEMO_APPLICATIONS, Running
+from tests.stores import KINDS, fresh_url
 
 ADMIN = "test-admin-token"
 
@@ -29,9 +30,12 @@ def fast(config: GatewayConfig, attempts: int = 8, max_age: float = 60) -> Gatew
     return replace(config, departments=depts, breaker_open_seconds=0.5, admin_token=ADMIN)
 
 
-@pytest.fixture
-async def gw_fast(config: GatewayConfig, tmp_path: Path) -> AsyncIterator[Running]:
-    async with running_gateway(fast(config), tmp_path, DEFAULT_PEOPLE, decision_delay=0.02) as (url, sb, cfg):
+@pytest.fixture(params=KINDS)
+async def gw_fast(request: pytest.FixtureRequest, config: GatewayConfig, tmp_path: Path) -> AsyncIterator[Running]:
+    """The gateway with fast retries, on each store in turn."""
+    async with fresh_url(request.param, tmp_path) as store_url, running_gateway(
+        replace(fast(config), database_url=store_url), tmp_path, DEFAULT_PEOPLE, decision_delay=0.02
+    ) as (url, sb, cfg):
         async with aiohttp.ClientSession() as http:
             yield Running(url, sb, cfg, http)
 
