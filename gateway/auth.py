@@ -78,12 +78,17 @@ def sign(
 
 
 def parse_keys(text: str | None) -> dict[str, str]:
-    """``key1:secret1,key2:secret2`` (from the environment) → {app key: secret}."""
+    """``key1:secret1,key2:secret2`` (from the environment) → {app key: secret}. An entry
+    that is not ``key:secret`` is an error, never silently dropped (a key that was meant
+    to work would then be refused with "unknown key")."""
     out = {}
     for part in (text or "").split(","):
+        if not part.strip():
+            continue
         key, sep, secret = part.strip().partition(":")
-        if sep and key and secret:
-            out[key] = secret
+        if not (sep and key and secret):
+            raise ValueError("each entry is appkey:secret, separated by commas")
+        out[key] = secret
     return out
 
 

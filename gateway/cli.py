@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -21,12 +23,31 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     context = server_context(config.tls) if config.tls else None
-    web.run_app(build_app(config), host=config.host, port=config.port, access_log=None, print=None,
-                ssl_context=context)
+    # Bind first: a port in use is said in one line, before anything starts.
+    sock = _listening_socket(config.host, config.port)
+    web.run_app(build_app(config), sock=sock, access_log=None, print=None, ssl_context=context)
     return 0
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(1024)
+    return sock
+
+
+class CommandError(Exception):
+    """A start-up problem said in one line (exit 1)."""
+
+
 def _sandbox(args: argparse.Namespace) -> int:
+    from gateway.auth import parse_keys
     from sandbox.faults import Faults
     from sandbox.runner import DEFAULT_PORTS, run_sandbox
 
@@ -41,10 +62,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     offset = args.port_base - 18701
     ports = {k: v + offset for k, v in DEFAULT_PORTS.items()}
 
+    # hrss signs its result callbacks with the key the gateway expects from it, when set.
+    callback_keys = parse_keys(os.environ.get("GATEWAY_HRSS_CALLBACK_KEYS"))
+
     async def main() -> None:
         async with run_sandbox(
             args.people, hpf_root=Path(args.hpf_root), ports=ports, decision_delay=args.decision_delay, faults=faults
         ) as sb:
+            sb.state.callback_key = next(iter(callback_keys.items()), None)
             print(json.dumps({"ports": sb.ports, "hpf": str(sb.hpf_root)}), flush=True)
             await asyncio.Event().wait()
 
@@ -52,6 +77,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # a port in use
+        raise CommandError(f"the sandbox cannot start: {exc.strerror or exc}") from exc
     return 0
 
 
@@ -218,6 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from gateway.store.connectors import is_store_error
+
+        if not is_store_error(exc):
+            raise
+        # The store cannot be opened (down, wrong name, wrong URL): one line, no trace.
+        print(f"error: the store cannot be used: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -17,14 +17,16 @@ def run(args: argparse.Namespace) -> int:
 
     async def work() -> int:
         store = store_for(config)
-        await store.open()  # applies any migration this version needs (one replica at a time)
+        # status only looks; migrate and reseal apply what this version needs first.
+        await store.open(migrate=args.action != "status")
         try:
             if args.action == "reseal":
                 counts = await store.reseal()
                 print(json.dumps({"resealed": counts, "key_id": config.sealer.active}))
             else:
-                print(json.dumps({"schema_version": SCHEMA_VERSION, "ready": await store.ready(),
-                                  "sealing": config.sealer.active or "off"}))
+                version = await store.schema_version()
+                print(json.dumps({"schema_version": version, "gateway_needs": SCHEMA_VERSION,
+                                  "up_to_date": version == SCHEMA_VERSION, "sealing": config.sealer.active or "off"}))
             return 0
         finally:
             await store.close()

@@ -158,8 +158,15 @@ def _tls(data: Any, base_dir: Path, path: Path) -> TlsSettings | None:
                        data.get("key_password_env"))
 
 
+def _keys_from_env(name: str) -> dict[str, str]:
+    try:
+        return parse_keys(os.environ.get(name))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+
+
 def _notify(data: dict[str, Any]) -> NotifySettings:
-    key = parse_keys(os.environ.get(str(data.get("signing_key_env", "GATEWAY_NOTIFY_KEY"))))
+    key = _keys_from_env(str(data.get("signing_key_env", "GATEWAY_NOTIFY_KEY")))
     return NotifySettings(
         allowed_hosts=tuple(str(h).lower() for h in data.get("allowed_hosts", ())),
         allow_insecure=bool(data.get("allow_insecure", False)),
@@ -258,9 +265,9 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         enabled=bool(auth.get("enabled", False)),
         window_seconds=float(auth.get("window_seconds", 300)),
         methods=methods,
-        platform_keys=parse_keys(os.environ.get(str(auth.get("platform_keys_env", "GATEWAY_PLATFORM_KEYS")))),
+        platform_keys=_keys_from_env(str(auth.get("platform_keys_env", "GATEWAY_PLATFORM_KEYS"))),
         department_keys={
-            dept: parse_keys(os.environ.get(str(env))) for dept, env in auth.get("department_keys_env", {}).items()
+            dept: _keys_from_env(str(env)) for dept, env in auth.get("department_keys_env", {}).items()
         },
     )
     if auth_settings.enabled and not auth_settings.platform_keys:
@@ -272,7 +279,8 @@ def load_config(path: Path | None = None) -> GatewayConfig:
         raise ConfigError(f"GATEWAY_STORE_KEYS: {exc}") from exc
     # A container sets where to listen and how departments reach it from its environment.
     host = os.environ.get("GATEWAY_HOST") or str(server.get("host", "127.0.0.1"))
-    port = _integer(os.environ.get("GATEWAY_PORT") or server.get("port", 8080), f"{path}: [server] port")
+    port = _integer(os.environ.get("GATEWAY_PORT") or server.get("port", 8080),
+                    "GATEWAY_PORT" if os.environ.get("GATEWAY_PORT") else f"{path}: [server] port")
     public = os.environ.get("GATEWAY_PUBLIC_BASE_URL") or str(server.get("public_base_url", "http://127.0.0.1:8080"))
     try:
         return GatewayConfig(

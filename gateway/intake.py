@@ -108,16 +108,29 @@ class Intake:
             result = replace(result, delivery_id=delivery_id)
         return await self.apply(department, result, body, channel)
 
-    async def collect_files(self, interval: float = 0.1) -> None:
-        """Pick up result files forever; each is archived once applied (or set aside if bad)."""
+    async def collect_files(self, interval: float = 0.1, longest_wait: float = 30.0) -> None:
+        """Pick up result files forever; each is archived once applied (or set aside if bad).
+
+        A pass that fails (the department's SFTP server is down) is retried with a growing
+        pause, and logged once when it starts failing and once when it recovers — not
+        ten times a second."""
+        failures = 0
         while True:
             try:
                 await self.collect_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # one bad pass must not stop result pickup for good
-                log.exception("result_pickup_failed")
-            await asyncio.sleep(interval)
+            except Exception as exc:  # one bad pass must not stop result pickup for good
+                failures += 1
+                if failures == 1:
+                    log.exception("result_pickup_failed")
+                elif failures % 100 == 0:
+                    log.warning("result_pickup_still_failing", passes=failures, error=type(exc).__name__)
+            else:
+                if failures:
+                    log.info("result_pickup_recovered", failed_passes=failures)
+                failures = 0
+            await asyncio.sleep(min(interval * 2 ** min(failures, 10), longest_wait) if failures else interval)
 
     async def collect_once(self) -> None:
         """One pickup pass over every result source."""

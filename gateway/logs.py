@@ -67,6 +67,7 @@ def _dumps(obj: Any, **kw: Any) -> str:
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on stderr (stdout is kept for command output such as `demo --json`)."""
+    level = level.upper()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

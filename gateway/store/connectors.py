@@ -55,7 +55,9 @@ class Tx(Protocol):
 class Connector(Protocol):
     dialect: str
 
-    async def open(self) -> None: ...
+    async def open(self, migrate: bool = True) -> None:
+        """Connect; with ``migrate``, bring the schema to this code's version first."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -125,10 +127,10 @@ class PostgresConnector:
         self._pool: Any = None
         self._min, self._max = min_size, max_size
 
-    async def open(self) -> None:
+    async def open(self, migrate: bool = True) -> None:
         import asyncpg
 
-        if self.schema:
+        if self.schema and migrate:
             conn = await asyncpg.connect(self.dsn)
             try:
                 # Two replicas starting together may race here; the loser's error is harmless.
@@ -140,6 +142,8 @@ class PostgresConnector:
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=self._min, max_size=self._max, server_settings=settings
         )
+        if not migrate:
+            return
         async with self._pool.acquire() as conn, conn.transaction():
             # One replica at a time applies the schema.
             await conn.execute("SELECT pg_advisory_xact_lock(4301060001)")

@@ -107,9 +107,21 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         self.sealer = sealer or Sealer()
         self.audit_key = audit_key
 
-    async def open(self) -> None:
-        """Connect and apply any migrations this code needs (one replica at a time)."""
-        await self.connector.open()
+    async def open(self, migrate: bool = True) -> None:
+        """Connect and apply any migrations this code needs (one replica at a time);
+        ``migrate`` False only connects (to report on a store without changing it)."""
+        await self.connector.open(migrate)
+
+    async def schema_version(self) -> int:
+        """The version the store is at (0: no schema yet)."""
+        try:
+            async with self.connector.read() as tx:
+                row = await tx.fetchone("SELECT MAX(version) AS v FROM schema_version")
+        except Exception as exc:  # no schema_version table: nothing applied yet
+            if "schema_version" not in str(exc):
+                raise
+            return 0
+        return int(row["v"]) if row and row["v"] is not None else 0
 
     async def close(self) -> None:
         await self.connector.close()

@@ -96,7 +96,9 @@ class SqliteConnector:
         self._pending: list[tuple[GroupedWrite, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def open(self) -> None:
+    async def open(self, migrate: bool = True) -> None:
+        if not migrate and not self.path.exists():
+            raise StoreError(f"no store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._writer.open()
         self._open = True
@@ -105,8 +107,9 @@ class SqliteConnector:
         sync = (await tx.fetchone("PRAGMA synchronous")) or {}
         if str(next(iter(mode.values()), "")).lower() != "wal" or int(next(iter(sync.values()), 0)) != 2:
             raise StoreError("SQLite must run with journal_mode=WAL and synchronous=FULL")
-        async with self.write() as w:
-            await apply_migrations(w, self.dialect)
+        if migrate:
+            async with self.write() as w:
+                await apply_migrations(w, self.dialect)
         # Reads get their own connection: under WAL it sees only committed data, never a
         # write transaction still in progress on the writer (which may yet roll back).
         await self._reader.open()
