@@ -237,7 +237,7 @@ class Acceptance:
                           " nothing was accepted: send it again later", headers={"Retry-After": "5"}) from exc
 
     async def _replay(self, body: dict[str, Any], print_: str) -> Answer | None:
-        stored = await self._store.get_application(body["application_no"])
+        stored = await self._store.get_application(body["application_no"], with_request=False)
         if stored is None:
             return None
         if stored.fingerprint != print_:

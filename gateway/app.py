@@ -16,6 +16,7 @@ from aiohttp import web
 
 from adapters.context import REQUEST_ID, AdapterContext, new_client_session
 from gateway.acceptance import Acceptance
+from gateway.api.admin import OPERATOR
 from gateway.api.routes import add_routes
 from gateway.audit import AuditTrail, AuditUnavailable, request_detail
 from gateway.auth import auth_middleware
@@ -41,6 +42,7 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.problems import Problem, problem_response
+from gateway.store.connectors import is_store_error
 from gateway.store.sql import store_for
 
 log = structlog.get_logger("gateway.http")
@@ -52,9 +54,10 @@ _AUDITED = ("/api/", "/admin/")  # operations endpoints (health, metrics) are no
 
 
 def _actor(request: web.Request, status: int) -> str:
-    """Who made the request, as far as the gateway knows (never a secret)."""
+    """Who made the request, as far as the gateway knows (never a secret, never what an
+    unauthenticated caller claims to be)."""
     if request.path.startswith("/admin/"):
-        return "admin:" + (request.headers.get("X-Operator", "") or "admin-api")[:64]
+        return "admin:" + str(request.get(OPERATOR, "unauthenticated"))
     key = request.headers.get("X-App-Key", "")[:64]
     if status == 401 or not key:
         return "unauthenticated" if status == 401 else "anonymous"
@@ -92,7 +95,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                         exc.text or exc.reason, headers=kept),
                 request.path,
             )
-        except Exception:
+        except Exception as exc:
+            if is_store_error(exc):  # the store is down: a 503 the platform retries, not a 500
+                log.error("store_unavailable", route=route, error=type(exc).__name__)
+                response = problem_response(
+                    Problem(503, "store-unavailable", "Not now", "the store cannot be reached; nothing was"
+                            " changed: send it again later", headers={"Retry-After": "5"}), request.path,
+                )
+                status = response.status
+                response.headers["X-Request-Id"] = request_id
+                return response
             log.exception("unhandled_error", route=route)
             response = problem_response(
                 Problem(500, "internal-error", "Internal error", "内部错误，已记录；请稍后重试"), request.path

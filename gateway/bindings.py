@@ -25,6 +25,7 @@ from adapters.context import AdapterContext
 from gateway.config import ConfigError, DepartmentConfig, GatewayConfig, department_config
 from gateway.departments import DepartmentRuntime, close_adapters, open_department, verify_department
 from gateway.domain.items import Department
+from gateway.store.audit import AuditRecord
 from gateway.store.sql import SqlStore
 
 log = structlog.get_logger("gateway.bindings")
@@ -104,14 +105,14 @@ class DepartmentBindings:
         version = self._applied.get(code, 0)
         return describe(self._departments[code], "runtime" if version else "file", version)
 
-    async def register(self, code: str, payload: Any, actor: str) -> dict[str, Any]:
+    async def register(self, code: str, payload: Any, actor: str, audit: AuditRecord | None = None) -> dict[str, Any]:
         """Register or update: validate and open first; only then store and swap in."""
         table = binding_table(code, payload)
         async with self._lock:
             runtime = await self._open(code, table)
             action = "update" if code in self._applied else "register"
             try:
-                version = await self._store.save_binding(code, action, "active", table, actor)
+                version = await self._store.save_binding(code, action, "active", table, actor, audit)
             except BaseException:
                 await close_adapters(runtime.adapters.values())
                 raise
@@ -119,27 +120,29 @@ class DepartmentBindings:
         log.info("department_binding_changed", department=code, action=action, version=version, actor=actor)
         return self.view(code)
 
-    async def set_disabled(self, code: str, disabled: bool, actor: str) -> dict[str, Any]:
+    async def set_disabled(
+        self, code: str, disabled: bool, actor: str, audit: AuditRecord | None = None
+    ) -> dict[str, Any]:
         """Disable: the department's jobs wait and its pre-check data is 'could not verify'.
         Recorded as a runtime binding, so every replica follows."""
         async with self._lock:
             runtime = self._departments[code]
             table = _table_of(runtime.config, self._config.base_dir)
             state, action = ("disabled", "disable") if disabled else ("active", "enable")
-            version = await self._store.save_binding(code, action, state, table, actor)
+            version = await self._store.save_binding(code, action, state, table, actor, audit)
             runtime.disabled = disabled
             self._applied[code] = version
         log.info("department_binding_changed", department=code, action=action, version=version, actor=actor)
         return self.view(code)
 
-    async def remove(self, code: str, actor: str) -> dict[str, Any]:
+    async def remove(self, code: str, actor: str, audit: AuditRecord | None = None) -> dict[str, Any]:
         """Back to the configuration file's binding."""
         base = self._config.departments.get(code)
         if base is None:
             raise BindingError(f"{code}: the configuration file has no binding to return to")
         async with self._lock:
             runtime = await open_department(base, self._context)
-            version = await self._store.save_binding(code, "remove", "active", None, actor)
+            version = await self._store.save_binding(code, "remove", "active", None, actor, audit)
             self._swap(code, runtime, 0)
         log.info("department_binding_changed", department=code, action="remove", version=version, actor=actor)
         return self.view(code)
@@ -153,28 +156,50 @@ class DepartmentBindings:
         """At start: apply every stored binding. One that no longer validates (a mapping
         file removed since) stops start-up with its department named, like a bad file."""
         try:
-            await self.refresh()
+            await self.refresh(strict=True)
         except (BindingError, ConfigError) as exc:
             raise ConfigError(
                 f"runtime binding: {exc} (fix it, or `gateway departments reset <code>` to use the file's)"
             ) from exc
 
-    async def refresh(self) -> None:
-        """Apply what other replicas (or operators) changed since the last look."""
-        rows = {r["department"]: r for r in await self._store.binding_rows()}
+    async def refresh(self, strict: bool = False) -> None:
+        """Apply what other replicas (or operators) changed since the last look. Rows are
+        read under the same lock this replica's own changes take, and only a newer version
+        is applied, so a look that overlaps a change can never undo it. One department's
+        failure does not hold back the others (``strict``: raise it afterwards)."""
+        failed: list[Exception] = []
         async with self._lock:
+            rows = {r["department"]: r for r in await self._store.binding_rows()}
             for code, row in rows.items():
-                if self._applied.get(code) == row["version"] or code not in self.known():
+                if code not in self.known() or int(row["version"]) <= self._applied.get(code, 0):
                     continue
-                runtime = await self._open(code, row["binding"])
-                runtime.disabled = row["state"] == "disabled"
-                self._swap(code, runtime, int(row["version"]))
-                log.info("department_binding_applied", department=code, version=row["version"])
+                try:
+                    await self._follow(code, row)
+                except (BindingError, ConfigError) as exc:
+                    log.error("department_binding_not_applied", department=code, version=row["version"],
+                              detail=str(exc))
+                    failed.append(exc)
             for code in [c for c in self._applied if c not in rows]:
                 base = self._config.departments.get(code)
                 if base is not None:
                     self._swap(code, await open_department(base, self._context), 0)
                     log.info("department_binding_applied", department=code, version=0)
+        if strict and failed:
+            raise failed[0]
+
+    async def _follow(self, code: str, row: dict[str, Any]) -> None:
+        disabled = row["state"] == "disabled"
+        current = self._departments.get(code)
+        if current is not None and row["binding"] == _table_of(current.config, self._config.base_dir):
+            current.disabled = disabled  # only the state changed: nothing to reopen
+            self._applied[code] = int(row["version"])
+        else:
+            # A disabled binding is applied without proving its endpoints work: its server
+            # being down is usually why it was disabled.
+            runtime = await self._open(code, row["binding"], verify=not disabled)
+            runtime.disabled = disabled
+            self._swap(code, runtime, int(row["version"]))
+        log.info("department_binding_applied", department=code, version=row["version"])
 
     async def watch(self, interval: float) -> None:
         while True:
@@ -195,7 +220,7 @@ class DepartmentBindings:
         """Departments a binding may be given to: those the domain routes items or queries to."""
         return {d.value for d in Department}
 
-    async def _open(self, code: str, table: dict[str, Any]) -> DepartmentRuntime:
+    async def _open(self, code: str, table: dict[str, Any], verify: bool = True) -> DepartmentRuntime:
         dept = department_config(code, table, self._config.base_dir, f"binding for {code}")
         try:
             runtime = await open_department(dept, self._context)
@@ -203,7 +228,8 @@ class DepartmentBindings:
             detail = getattr(exc, "detail", None) or str(exc)
             raise BindingError(f"{code}: an endpoint could not be opened: {detail}") from exc
         try:
-            await verify_department(runtime)
+            if verify:
+                await verify_department(runtime)
         except Exception as exc:
             await close_adapters(runtime.adapters.values())
             detail = getattr(exc, "detail", None) or str(exc)

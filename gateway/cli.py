@@ -155,11 +155,11 @@ def _dlq(args: argparse.Namespace) -> int:
                     return 1
                 print(json.dumps(detail, ensure_ascii=False, default=str, indent=1))
                 return 0
-            if not await store.replay_dead_letter(args.job_id):
+            record = AuditRecord(time.time(), "admin:cli", "admin_action", "replayed",
+                                 detail={"action": "replay_dead_letter", "job": args.job_id})
+            if not await store.replay_dead_letter(args.job_id, record):
                 print(f"error: no dead letter with job id {args.job_id} waiting for a replay", file=sys.stderr)
                 return 1
-            await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "replayed",
-                                                  detail={"action": "replay_dead_letter", "job": args.job_id})])
             print(json.dumps({"job_id": args.job_id, "replayed": True}))
             return 0
         finally:

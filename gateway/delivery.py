@@ -34,6 +34,11 @@ from gateway.store.sql import SqlStore
 log = structlog.get_logger("gateway.delivery")
 
 
+def job_age(job: Job) -> float:
+    """Seconds since the job's first real attempt (0 before it): what max_age bounds."""
+    return 0.0 if job.first_attempt_at is None else max(time.time() - job.first_attempt_at, 0.0)
+
+
 class ShuttingDown(Exception):
     """The gateway is stopping: hand the job back before the next attempt."""
 
@@ -95,7 +100,7 @@ class Delivery:
         context = self._context(job, stored.request, document)
         message = runtime.build("submit", context, delivery_id)
         status_message = runtime.build("status", context, delivery_id) if runtime.mapping.has("status") else None
-        self._record(await self._store.mark_item(job.application_no, job.item, ItemStatus.DISPATCHED))
+        self._record(await self._store.mark_dispatched(job))
         answer = await self._call_resolving_unknown(job, runtime, message, status_message)
         mode = runtime.mapping.operations["submit"].result
         if isinstance(answer, _Known):
@@ -193,7 +198,7 @@ class Delivery:
         mode = runtime.mapping.operations["submit"].result if runtime.mapping.has("submit") else "poll"
         every = runtime.config.poll_interval if mode == "poll" else runtime.config.reconcile_after
         # Each round is a new series for the retry policy: a long-running case is not "old".
-        await self._store.release_job(job, max(every, runtime.config.poll_interval), restart_age=True)
+        await self._store.release_job(job, max(every, runtime.config.poll_interval), new_round=True)
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -247,7 +252,7 @@ class Delivery:
 
         return await call_with_retry(
             runtime.config.retry, fn, on_attempt,
-            elapsed_before=max(time.time() - job.created_at, 0.0),
+            elapsed_before=job_age(job),
             attempts_before=job.attempts,
             max_inline_wait=self._config.max_inline_wait,
         )

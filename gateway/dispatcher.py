@@ -73,38 +73,34 @@ class Dispatcher:
         self._in_flight: dict[int, tuple[Job, asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self.last_pass = time.monotonic()  # /readyz: the loop is alive
         self._delivery = Delivery(config, store, departments, intake, metrics, breakers, trail, self._stopping.is_set)
         self._notifier = Notifier(config, store, session, trail)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="dispatcher")
+        # Leases are renewed until the last in-flight job is done, shutdown included.
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="dispatcher-heartbeat")
 
     @property
     def alive(self) -> bool:
         return self._loop_task is not None and not self._loop_task.done()
 
     async def _run(self) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(), name="dispatcher-heartbeat")
         failures = 0
-        try:
-            while not self._stopping.is_set():
-                self.last_pass = time.monotonic()
-                try:
-                    claimed = await self._claim()
-                    failures = 0
-                except Exception:  # the store is down: keep trying, never die
-                    failures += 1
-                    log.exception("claim_failed", consecutive=failures)
-                    claimed = 0
-                    await self._pause(min(0.5 * 2 ** min(failures, 5), 10.0))
-                    continue
-                if not claimed:
-                    await self._pause(self._config.dispatch_interval)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+        while not self._stopping.is_set():
+            self.last_pass = time.monotonic()
+            try:
+                claimed = await self._claim()
+                failures = 0
+            except Exception:  # the store is down: keep trying, never die
+                failures += 1
+                log.exception("claim_failed", consecutive=failures)
+                await self._pause(min(0.5 * 2 ** min(failures, 5), 10.0))
+                continue
+            if not claimed:
+                await self._pause(self._config.dispatch_interval)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -155,6 +151,10 @@ class Dispatcher:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
         await self._notifier.close()
 
     async def _heartbeat(self) -> None:
@@ -190,7 +190,9 @@ class Dispatcher:
             raise
         except LeaseLost:
             log.warning("lease_lost", kind=job.kind)
-        except (BreakerOpen, DepartmentUnavailable, ShuttingDown, WaitTooLong) as exc:
+        except (BreakerOpen, DepartmentUnavailable) as exc:  # held back: that time is not the job's age
+            await self._hand_back(job, _delay_of(exc, self._config), str(exc), restart_age=True)
+        except (ShuttingDown, WaitTooLong) as exc:
             await self._hand_back(job, _delay_of(exc, self._config), str(exc))
         except AdapterError as exc:
             await self._failed(job, exc)
@@ -210,9 +212,9 @@ class Dispatcher:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         REQUEST_ID.set(request_id)
 
-    async def _hand_back(self, job: Job, delay: float, why: str) -> None:
+    async def _hand_back(self, job: Job, delay: float, why: str, *, restart_age: bool = False) -> None:
         with contextlib.suppress(Exception):  # if even this fails, the lease lapses
-            await self._store.release_job(job, delay, why)
+            await self._store.release_job(job, delay, why, restart_age=restart_age)
 
     async def _failed(self, job: Job, exc: AdapterError) -> None:
         if job.kind == JobKind.POLL and exc.transient:

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import re
 import socket
-import time
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,6 +24,7 @@ from adapters.httperrors import classify_exception, classify_status
 from gateway.audit import AuditTrail
 from gateway.auth import sign
 from gateway.config import GatewayConfig, NotifySettings
+from gateway.delivery import job_age
 from gateway.retry import call_with_retry
 from gateway.store.models import Job
 from gateway.store.sql import SqlStore
@@ -52,7 +52,7 @@ def callback_url_problem(url: str, settings: NotifySettings) -> str | None:
     if host == "localhost" or host.endswith(".localhost"):
         return "must not name a local host"
     address = literal_address(host)
-    if address is not None and not address.is_global:
+    if address is not None and not is_public(address):
         return "must not name a loopback, private or reserved address"
     return None  # a name: its addresses are checked again when the gateway connects
 
@@ -72,6 +72,18 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     return None
 
 
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and not a private IPv4 address wrapped in IPv6 (mapped, 6to4, NAT64, Teredo)."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
+        if address in ipaddress.IPv6Network("64:ff9b::/96"):
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(e is None or e.is_global for e in embedded)
+    return True
+
+
 class PrivateAddress(OSError):
     """A callback host resolves to an address the gateway must not call."""
 
@@ -87,7 +99,7 @@ class PublicOnlyResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
-        if any(not ipaddress.ip_address(r["host"]).is_global for r in found):
+        if any(not is_public(ipaddress.ip_address(r["host"])) for r in found):
             raise PrivateAddress(f"{host} resolves to a loopback, private or reserved address")
         return found
 
@@ -122,7 +134,7 @@ class Notifier:
             await self._guarded.close()
 
     async def run(self, job: Job) -> None:
-        stored = await self._store.get_application(job.application_no)
+        stored = await self._store.get_application(job.application_no, with_request=False)
         if stored is None or not stored.callback_url:
             await self._store.finish_job(job)
             return
@@ -131,7 +143,7 @@ class Notifier:
 
         async def post() -> None:
             nonlocal sent_version
-            current = await self._store.get_application(job.application_no)
+            current = await self._store.get_application(job.application_no, with_request=False)
             assert current is not None  # applications are never deleted
             sent_version = current.notify_version
             body = json.dumps(application_view(current), ensure_ascii=False).encode("utf-8")
@@ -169,7 +181,7 @@ class Notifier:
 
         await call_with_retry(
             self._config.notify_retry, post, on_attempt,
-            elapsed_before=max(time.time() - job.created_at, 0.0),
+            elapsed_before=job_age(job),
             attempts_before=job.attempts,
             max_inline_wait=self._config.max_inline_wait,
         )

@@ -104,9 +104,9 @@ async def _reset(config: GatewayConfig, code: str) -> int:
     store = store_for(config)
     await store.open()
     try:
-        await store.save_binding(code, "remove", "active", None, "cli")
-        await store.audit_append([AuditRecord(time.time(), "admin:cli", "admin_action", "applied",
-                                              detail={"action": "remove_binding", "department": code})])
+        record = AuditRecord(time.time(), "admin:cli", "admin_action", "applied",
+                             detail={"action": "remove_binding", "department": code})
+        await store.save_binding(code, "remove", "active", None, "cli", record)
     finally:
         await store.close()
     print(json.dumps({"department": code, "binding": "configuration file"}))

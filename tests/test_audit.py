@@ -198,3 +198,17 @@ async def test_admin_actions_are_recorded_with_their_operator(audited: tuple[Run
         rows: list[dict[str, Any]] = [r for r in await store.audit_records(0, 10_000) if r["event"] == "admin_action"]
     [row] = rows
     assert row["actor"] == "admin:li.ops" and json.loads(row["detail"])["action"] == "disable_department"
+
+
+async def test_an_unauthenticated_admin_caller_cannot_write_its_own_name_into_the_trail(
+    audited: tuple[Running, str], tmp_path: Path
+) -> None:
+    gw, url = audited
+    async with gw.http.post(gw.base_url + "/admin/v1/departments/nhsa/disable",
+                            headers={"X-Operator": "someone.else"}) as resp:
+        assert resp.status == 401
+    await asyncio.sleep(0.2)
+    async with opened(url, tmp_path) as store:
+        rows = [r for r in await store.audit_records(0, 10_000) if r["event"] == "inbound_request"]
+    admin = [r for r in rows if json.loads(r["detail"])["route"].startswith("/admin/")]
+    assert admin and all(r["actor"] == "admin:unauthenticated" for r in admin)

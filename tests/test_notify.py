@@ -168,7 +168,8 @@ async def test_a_refused_callback_url_is_a_400_naming_the_field(config: GatewayC
 
 
 @pytest.mark.parametrize(
-    "host", ["127.1", "2130706433", "0x7f000001", "0", "localhost.", "[::1]", "10.1", "0177.0.0.1", "169.254.169.254"]
+    "host", ["127.1", "2130706433", "0x7f000001", "0", "localhost.", "[::1]", "10.1", "0177.0.0.1", "169.254.169.254",
+             "[64:ff9b::a00:1]", "[2002:7f00:1::]", "[::ffff:10.0.0.1]"]
 )
 def test_a_loopback_or_private_address_is_refused_in_every_numeric_spelling(host: str) -> None:
     problem = callback_url_problem(f"https://{host}/cb", NotifySettings())

@@ -15,7 +15,8 @@ import pytest
 
 from gateway.status import ItemStatus
 from gateway.store.connectors import SCHEMA_VERSION, migrations
-from gateway.store.models import Job, JobKind, LeaseLost
+from gateway.store.jobs import insert_job
+from gateway.store.models import Job, JobKind, JobState, LeaseLost
 from gateway.store.sealing import Sealer
 from gateway.store.sql import SqlStore, open_store
 from tests.stores import opened
@@ -44,17 +45,38 @@ async def test_a_worker_whose_lease_lapsed_cannot_finish_fail_or_release_the_job
     await store.finish_job(fresh)
 
 
-async def test_released_job_keeps_its_attempts_and_unknown_flag(store: SqlStore) -> None:
+async def test_a_job_in_doubt_stays_in_doubt_until_it_ends(store: SqlStore) -> None:
     await store.create_application(application())
     job = await _claim(store, "retire_normal")
-    await store.record_attempt(job, "UnknownOutcome", "hrss submit: no answer within the timeout")
+    await store.mark_dispatched(job)  # about to send: a crash from here leaves it in doubt
     await store.release_job(job, 0, "shutting down")
     again = await _claim(store, "retire_normal", "w2")
-    assert again.attempts == 1 and again.unknown_outcome is True
-    await store.record_attempt(again, "ok", None)
-    await store.release_job(again, 0, restart_age=True)
+    assert again.attempts == 0 and again.unknown_outcome is True
+    await store.record_attempt(again, "UnknownOutcome", "hrss submit: no answer within the timeout")
+    await store.record_attempt(again, "TransientError", "hrss status: HTTP 503")  # asking failed too
+    await store.release_job(again, 0)
     third = await _claim(store, "retire_normal", "w3")
-    assert third.attempts == 0 and third.unknown_outcome is False
+    assert third.attempts == 2 and third.unknown_outcome is True  # a later failure proves nothing
+    await store.complete_job(third, result=result(ItemStatus.ACCEPTED), from_department=False)
+    async with store.connector.read() as tx:
+        row = await tx.fetchone("SELECT unknown_outcome, state FROM jobs WHERE id = ?", (third.id,))
+    assert row is not None and (row["unknown_outcome"], row["state"]) == (0, "done")
+
+
+async def test_the_retry_age_counts_from_the_first_attempt_and_not_while_held_back(store: SqlStore) -> None:
+    await store.create_application(application())
+    job = await _claim(store, "retire_normal")
+    assert job.first_attempt_at is None  # queued long ago or not: no attempt, no age
+    await store.record_attempt(job, "TransientError", "hrss: HTTP 503")
+    await store.release_job(job, 0)
+    again = await _claim(store, "retire_normal", "w2")
+    assert again.first_attempt_at is not None
+    await store.release_job(again, 0, restart_age=True)  # an open breaker held it back
+    third = await _claim(store, "retire_normal", "w3")
+    assert third.first_attempt_at is None and third.attempts == 1  # age restarts, the budget does not
+    await store.release_job(third, 0, new_round=True)  # a new round of status polling
+    fourth = await _claim(store, "retire_normal", "w4")
+    assert fourth.attempts == 0
 
 
 async def test_claim_skips_held_back_department_kinds_and_filters_kinds(store: SqlStore) -> None:
@@ -64,11 +86,12 @@ async def test_claim_skips_held_back_department_kinds_and_filters_kinds(store: S
     assert len(await store.claim_jobs("w", 10, 30, skip=[("hrss", "poll")])) == 2
 
 
-async def test_schedule_keeps_one_open_poll_per_item(store: SqlStore) -> None:
+async def test_one_open_poll_per_item_even_if_a_follow_up_is_queued_twice(store: SqlStore) -> None:
     await store.create_application(application())
     job = await _claim(store, "sscard_apply")
-    await store.finish_and_schedule(job, JobKind.POLL, 0)
-    await store.schedule("A-1", "sscard_apply", JobKind.POLL, "hrss", 0)  # a crash-and-retry duplicate
+    await store.complete_job(job, result=result(ItemStatus.ACCEPTED), from_department=False, then=(JobKind.POLL, 0))
+    async with store.connector.write() as tx:  # a crash-and-retry duplicate of the same follow-up
+        await insert_job(tx, "A-1", "sscard_apply", JobKind.POLL, "hrss", JobState.PENDING, 0)
     polls = [j for j in await store.claim_jobs("w", 10, 30) if j.kind == JobKind.POLL]
     assert len(polls) == 1
 
@@ -254,3 +277,58 @@ async def test_reseal_moves_every_sealed_value_to_the_active_key_and_keeps_the_d
         assert stored is not None and stored.request["applicant"]["name"] == "轮换3"
     finally:
         await only_new.close()
+
+
+async def test_a_write_cancelled_mid_transaction_does_not_wedge_the_store(tmp_path: Path) -> None:
+    async with opened(f"sqlite:///{tmp_path / 'c.db'}", tmp_path) as store:
+        await store.create_application(application())
+
+        async def slow_write() -> None:
+            async with store.connector.write() as tx:
+                await tx.execute("UPDATE applications SET updated_at = 1 WHERE application_no = 'A-1'")
+                await asyncio.sleep(10)  # cancelled here, inside the transaction
+
+        task = asyncio.create_task(slow_write())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Both kinds of write go on working: an ordinary one and a grouped acceptance.
+        assert await store.remember_nonce("after-cancel", 300) is True
+        assert await store.create_application(application("A-2")) is True
+
+
+async def test_a_late_approval_of_a_failed_initiating_item_reopens_the_application(store: SqlStore) -> None:
+    await store.create_application(application())
+    jobs = {j.item: j for j in await store.claim_jobs("w1", 10, 30)}
+    await store.complete_job(jobs["sscard_apply"], result=result(ItemStatus.APPROVED))
+    await store.dead_letter(jobs["retire_normal"], "hrss: no answer")  # completes: failed and cancelled
+    stored = await store.get_application("A-1")
+    assert stored is not None and stored.status == "completed"
+    await store.apply_result("A-1", "retire_normal", result(ItemStatus.APPROVED), None)
+    stored = await store.get_application("A-1")
+    assert stored is not None and stored.status == "in_progress"  # its dependants are on their way again
+
+
+async def test_a_dead_notification_is_tried_again_when_the_next_item_becomes_final(store: SqlStore) -> None:
+    await store.create_application(application(callback="https://platform.example/cb"))
+    await store.apply_result("A-1", "sscard_apply", result(ItemStatus.APPROVED), None)
+    [notify] = [j for j in await store.claim_jobs("w", 10, 30) if j.kind == JobKind.NOTIFY]
+    await store.dead_letter(notify, "platform callback: HTTP 400")
+    await store.apply_result("A-1", "retire_normal", result(ItemStatus.APPROVED), None)
+    assert [j.id for j in await store.claim_jobs("w2", 10, 30) if j.kind == JobKind.NOTIFY] == [notify.id]
+    letters = await store.dead_letters(include_replayed=True)
+    assert [d["resolution"] for d in letters if d["job_id"] == notify.id] == ["superseded"]
+
+
+def test_only_the_stores_own_errors_count_as_store_errors() -> None:
+    import sqlite3 as sqlite
+
+    from gateway.notify import PrivateAddress
+    from gateway.store.connectors import StoreError, is_store_error
+    from gateway.store.sealing import SealingError
+
+    for error in (StoreError("x"), SealingError("x"), sqlite.OperationalError("locked"), ConnectionRefusedError()):
+        assert is_store_error(error), error
+    for error in (TimeoutError(), FileNotFoundError("x"), PrivateAddress("x"), ValueError("x")):
+        assert not is_store_error(error), error

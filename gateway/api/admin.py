@@ -37,6 +37,7 @@ def _authorize(request: web.Request) -> None:
 
 
 _JOB_ID = re.compile(r"[0-9]{1,18}")
+OPERATOR: web.RequestKey[str] = web.RequestKey("operator", str)  # the authenticated admin operator
 _OPERATOR = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -44,6 +45,7 @@ def authorize(request: web.Request) -> str:
     """Check the admin token; the operator making the change. A change is refused while the
     audit trail cannot record it."""
     _authorize(request)
+    request[OPERATOR] = "admin-api"
     if request.method == "GET":
         return "admin-api"  # reading changes nothing: no operator to record
     request.app[AUDIT].check_writable()
@@ -51,7 +53,9 @@ def authorize(request: web.Request) -> str:
     if operator and not _OPERATOR.match(operator):
         raise Problem(400, "validation-error", "Invalid operator", "X-Operator: 1–64 of A-Za-z0-9_.@-",
                       errors=[{"pointer": "header:X-Operator", "detail": "1–64 of A-Za-z0-9_.@-"}])
-    return operator or "admin-api"
+    actor = operator or "admin-api"
+    request[OPERATOR] = actor  # the audit trail's actor, now that it is checked
+    return actor
 
 
 def admin_json(body: Any, status: int = 200) -> web.Response:
@@ -94,12 +98,12 @@ async def show_dead_letter(request: web.Request) -> web.Response:
 async def replay_dead_letter(request: web.Request) -> web.Response:
     actor = authorize(request)
     job_id = _job_id(request)
-    if not await request.app[STORE].replay_dead_letter(job_id):
+    record = request.app[AUDIT].make(f"admin:{actor}", "admin_action", "replayed", action="replay_dead_letter",
+                                     job=job_id)
+    if not await request.app[STORE].replay_dead_letter(job_id, record):
         raise Problem(404, "dead-letter-not-found", "No such dead letter",
                       "no dead letter with this job id waiting for a replay")
     log.info("dead_letter_replayed", job=job_id, actor=actor)
-    await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "replayed", action="replay_dead_letter",
-                                       job=job_id)
     return _json({"job_id": job_id, "replayed": True}, 202)
 
 

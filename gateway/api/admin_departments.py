@@ -10,6 +10,7 @@ from gateway.bindings import BindingError
 from gateway.config import ConfigError
 from gateway.keys import AUDIT, BINDINGS, DEPARTMENTS
 from gateway.problems import Problem
+from gateway.store.audit import AuditRecord
 
 
 def _code(request: web.Request) -> str:
@@ -20,10 +21,9 @@ def _code(request: web.Request) -> str:
     return code
 
 
-async def _audit(request: web.Request, actor: str, action: str, code: str, view: dict[str, object]) -> None:
-    """Admin actions are on record before they are answered."""
-    await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "applied", action=action, department=code,
-                                       version=view.get("version"))
+def _record(request: web.Request, actor: str, action: str, code: str) -> AuditRecord:
+    """The admin action's audit record, written in the same transaction as the change."""
+    return request.app[AUDIT].make(f"admin:{actor}", "admin_action", "applied", action=action, department=code)
 
 
 def _refused(exc: Exception) -> Problem:
@@ -54,20 +54,20 @@ async def put_department(request: web.Request) -> web.Response:
     code = _code(request)
     payload = await read_json(request)
     try:
-        view = await request.app[BINDINGS].register(code, payload, actor)
+        record = _record(request, actor, "register_binding", code)
+        view = await request.app[BINDINGS].register(code, payload, actor, record)
     except (BindingError, ConfigError) as exc:
         await request.app[AUDIT].write_now(f"admin:{actor}", "admin_action", "refused", action="register_binding",
                                            department=code)
         raise _refused(exc) from exc
-    await _audit(request, actor, "register_binding", code, view)
     return admin_json(view)
 
 
 async def _switch(request: web.Request, disabled: bool) -> web.Response:
     actor = authorize(request)
     code = _configured(request)
-    view = await request.app[BINDINGS].set_disabled(code, disabled, actor)
-    await _audit(request, actor, "disable_department" if disabled else "enable_department", code, view)
+    action = "disable_department" if disabled else "enable_department"
+    view = await request.app[BINDINGS].set_disabled(code, disabled, actor, _record(request, actor, action, code))
     return admin_json(view)
 
 
@@ -83,10 +83,9 @@ async def remove_binding(request: web.Request) -> web.Response:
     actor = authorize(request)
     code = _code(request)
     try:
-        view = await request.app[BINDINGS].remove(code, actor)
+        view = await request.app[BINDINGS].remove(code, actor, _record(request, actor, "remove_binding", code))
     except (BindingError, ConfigError) as exc:
         raise _refused(exc) from exc
-    await _audit(request, actor, "remove_binding", code, view)
     return admin_json(view)
 
 

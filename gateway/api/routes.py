@@ -53,7 +53,7 @@ async def get_application(request: web.Request) -> web.Response:
     if not _APPLICATION_NO.fullmatch(number):
         raise Problem(400, "validation-error", "Invalid application number", "application_no: 1–64 of A-Z a-z 0-9 -",
                       errors=[{"pointer": "application_no", "detail": "1–64 of A-Z a-z 0-9 -"}])
-    stored = await request.app[STORE].get_application(number)
+    stored = await request.app[STORE].get_application(number, with_request=False)
     if stored is None:
         raise Problem(404, "application-not-found", "No such application", "没有该办件编号的申请")
     return json_response(application_view(stored))

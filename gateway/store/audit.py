@@ -38,9 +38,11 @@ class AuditRecord:
 
 def chain_hash(prev_hash: str, seq: int, at: float, actor: str, event: str, outcome: str, application_no: str,
                delivery_id: str, detail_json: str, key: bytes | None) -> str:
-    """SM3 (or HMAC-SM3 with the audit key) over the previous hash and every field."""
-    message = "\x1f".join(
-        [prev_hash, str(seq), repr(float(at)), actor, event, outcome, application_no, delivery_id, detail_json]
+    """SM3 (or HMAC-SM3 with the audit key) over the previous hash and every field, as a
+    JSON array: no text can move across a field boundary and keep the hash."""
+    message = json.dumps(
+        [prev_hash, seq, repr(float(at)), actor, event, outcome, application_no, delivery_id, detail_json],
+        ensure_ascii=False, separators=(",", ":"),
     ).encode("utf-8")
     if key:
         mac = hmac.HMAC(key, hashes.SM3())

@@ -43,5 +43,8 @@ class StoreBase:
     async def _arm_notify(self, tx: Tx, application_no: str, now: float) -> None:
         raise NotImplementedError
 
+    async def _bump_version(self, tx: Tx, application_no: str) -> None:
+        raise NotImplementedError
+
     async def _append_audit(self, tx: Tx, records: Sequence[AuditRecord]) -> None:
         raise NotImplementedError

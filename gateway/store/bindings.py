@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from gateway.store.audit import AuditRecord
 from gateway.store.base import StoreBase
 
 
@@ -19,7 +20,8 @@ class Bindings(StoreBase):
         return [dict(r) | {"binding": json.loads(r["binding_json"])} for r in rows]
 
     async def save_binding(
-        self, department: str, action: str, state: str, binding: dict[str, Any] | None, actor: str
+        self, department: str, action: str, state: str, binding: dict[str, Any] | None, actor: str,
+        audit: AuditRecord | None = None,
     ) -> int:
         """Record a change and its history in one transaction; the new version. ``binding``
         None removes the runtime binding (the configuration file's applies again)."""
@@ -44,6 +46,8 @@ class Bindings(StoreBase):
                 " changed_at, actor) VALUES (?,?,?,?,?,?,?)",
                 (department, version, action, state, text, now, actor),
             )
+            if audit is not None:  # the operator's action on record in its own transaction
+                await self._append_audit(tx, [audit])
         return version
 
     async def binding_history(self, department: str) -> list[dict[str, Any]]:

@@ -32,13 +32,19 @@ class StoreError(RuntimeError):
 
 def is_store_error(exc: BaseException) -> bool:
     """Did the store (not the caller's logic) fail? Such errors heal by themselves or by an
-    operator fixing the database; a job that meets one is retried, never failed."""
+    operator fixing the database (or configuring a store key); a job that meets one is
+    retried, never failed. Exactly the store's own errors: a timeout or an OS error from
+    anywhere else is not one."""
     import sqlite3
 
     import asyncpg
 
+    from gateway.store.sealing import SealingError
+
     return isinstance(
-        exc, StoreError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError | OSError | ConnectionError
+        exc,
+        StoreError | SealingError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError | ConnectionRefusedError | ConnectionResetError,
     )
 
 
@@ -161,7 +167,14 @@ class PostgresConnector:
         async with self._pool.acquire() as conn, conn.transaction():
             yield _PgTx(conn)
 
-    read = write
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """One snapshot for every statement of the read (an application and its items
+        as they were at one moment)."""
+        if self._pool is None:
+            raise StoreError("store is not open")
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            yield _PgTx(conn)
 
 
 def _statements(path: Path) -> list[str]:

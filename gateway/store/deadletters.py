@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from gateway.status import ApplicationStatus
+from gateway.store.audit import AuditRecord
 from gateway.store.base import StoreBase
 from gateway.store.models import JobKind
 
@@ -28,7 +29,7 @@ class DeadLetters(StoreBase):
             )
         return dict(row) | {"history": [dict(a) for a in attempts]}
 
-    async def replay_dead_letter(self, job_id: int) -> bool:
+    async def replay_dead_letter(self, job_id: int, audit: AuditRecord | None = None) -> bool:
         """Queue a dead job again. Its delivery id is derived from (application, item), so
         the department sees the same id as before and can drop a duplicate."""
         now = time.time()
@@ -36,6 +37,8 @@ class DeadLetters(StoreBase):
             dl = await tx.fetchone("SELECT * FROM dead_letters WHERE job_id = ? AND replayed_at IS NULL", (job_id,))
             if dl is None:
                 return False
+            if audit is not None:  # the operator's action on record in its own transaction
+                await self._append_audit(tx, [audit])
             application_no, item = dl["application_no"], dl["item"]
             await self._lock_application(tx, application_no)
             await tx.execute(

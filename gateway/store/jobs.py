@@ -17,9 +17,11 @@ from gateway.mapping import ItemResult
 from gateway.status import ItemStatus
 from gateway.store.base import StoreBase
 from gateway.store.connectors import Tx
-from gateway.store.models import Job, JobKind, JobState, LeaseLost, Transition
+from gateway.store.models import TECHNICAL_FAILURE, Job, JobKind, JobState, LeaseLost, Transition
 
-_JOB_COLUMNS = "id, application_no, item, kind, department, attempts, created_at, lease_owner, unknown_outcome"
+_JOB_COLUMNS = (
+    "id, application_no, item, kind, department, attempts, created_at, lease_owner, unknown_outcome, first_attempt_at"
+)
 
 
 def _job(row: Mapping[str, Any]) -> Job:
@@ -27,6 +29,7 @@ def _job(row: Mapping[str, Any]) -> Job:
         int(row["id"]), str(row["application_no"]), str(row["item"]), JobKind(str(row["kind"])),
         str(row["department"]), int(row["attempts"]), float(row["created_at"]), str(row["lease_owner"] or ""),
         bool(row["unknown_outcome"]),
+        None if row["first_attempt_at"] is None else float(row["first_attempt_at"]),
     )
 
 
@@ -96,20 +99,34 @@ class JobQueue(StoreBase):
         return lost
 
     async def record_attempt(self, job: Job, outcome: str, error: str | None) -> None:
-        """One attempt's outcome, in the job's history. ``UnknownOutcome`` is remembered so
-        that whoever tries next asks the department before sending again."""
+        """A failed attempt, in the job's history. An ``UnknownOutcome`` marks the job in
+        doubt (the department may have it); nothing but the job's end clears that."""
+        now = time.time()
         async with self.connector.write() as tx:
             n = await tx.execute(
-                "UPDATE jobs SET attempts = attempts + 1, last_error = ?, unknown_outcome = ?"
-                " WHERE id = ? AND lease_owner = ?",
-                (error, int(outcome == "UnknownOutcome"), job.id, job.lease),
+                "UPDATE jobs SET attempts = attempts + 1, last_error = ?,"
+                " unknown_outcome = CASE WHEN ? = 1 THEN 1 ELSE unknown_outcome END,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ? AND lease_owner = ?",
+                (error, int(outcome == "UnknownOutcome"), now, job.id, job.lease),
             )
             if n == 0:
                 raise LeaseLost(f"job {job.id}")
             await tx.execute(
-                "INSERT INTO job_attempts (job_id, at, outcome, error) VALUES (?,?,?,?)",
-                (job.id, time.time(), outcome, error),
+                "INSERT INTO job_attempts (job_id, at, outcome, error) VALUES (?,?,?,?)", (job.id, now, outcome, error)
             )
+
+    async def mark_dispatched(self, job: Job) -> list[Transition]:
+        """About to send: the item shows ``dispatched`` and the job is in doubt from here on,
+        so that whoever takes it after a crash asks the department before sending again."""
+        now = time.time()
+        async with self.connector.write() as tx:
+            n = await tx.execute(
+                "UPDATE jobs SET unknown_outcome = 1 WHERE id = ? AND lease_owner = ?", (job.id, job.lease)
+            )
+            if n == 0:
+                raise LeaseLost(f"job {job.id}")
+            result = ItemResult(ItemStatus.DISPATCHED, "", "")
+            return await self._apply(tx, job.application_no, job.item, result, None, now)
 
     async def finish_job(self, job: Job) -> None:
         async with self.connector.write() as tx:
@@ -125,20 +142,22 @@ class JobQueue(StoreBase):
             raise LeaseLost(f"job {job.id}")
 
     async def release_job(
-        self, job: Job, delay: float, error: str | None = None, *, restart_age: bool = False
+        self, job: Job, delay: float, error: str | None = None, *, restart_age: bool = False,
+        new_round: bool = False,
     ) -> None:
         """Give a job back without finishing it (shutdown, open breaker, a long wait, poll
-        again later). ``restart_age``: the retry policy's max_age counts from now (a new
-        poll round), not from when the job was first due."""
+        again later). ``restart_age``: the retry policy's max_age counts again from the next
+        attempt (the time an open breaker held the job back is not its age); ``new_round``
+        also starts a fresh attempt budget (each round of status polling)."""
         now = time.time()
         async with self.connector.write() as tx:
             await tx.execute(
                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, not_before = ?,"
                 " last_error = COALESCE(?, last_error),"
-                " created_at = CASE WHEN ? = 1 THEN ? ELSE created_at END,"
+                " first_attempt_at = CASE WHEN ? = 1 THEN NULL ELSE first_attempt_at END,"
                 " attempts = CASE WHEN ? = 1 THEN 0 ELSE attempts END"
                 " WHERE id = ? AND lease_owner = ? AND state = 'pending'",
-                (now + delay, error, int(restart_age), now, int(restart_age), job.id, job.lease),
+                (now + delay, error, int(restart_age or new_round), int(new_round), job.id, job.lease),
             )
 
     async def dead_letter(self, job: Job, error: str) -> list[Transition]:
@@ -175,15 +194,8 @@ class JobQueue(StoreBase):
             )
             if job.kind != JobKind.SUBMIT:
                 return []
-            result = ItemResult(ItemStatus.FAILED, "DELIVERY_FAILED", "未能送达部门系统，已转人工处理")
+            result = ItemResult(ItemStatus.FAILED, TECHNICAL_FAILURE, "未能送达部门系统，已转人工处理")
             return await self._apply(tx, job.application_no, job.item, result, None, now)
-
-    async def schedule(
-        self, application_no: str, item: str, kind: JobKind, department: str, delay: float
-    ) -> None:
-        """Queue a job (a status poll) unless one of its kind is already open for the item."""
-        async with self.connector.write() as tx:
-            await insert_job(tx, application_no, item, kind, department, JobState.PENDING, time.time() + delay)
 
     async def complete_job(
         self,
@@ -200,9 +212,9 @@ class JobQueue(StoreBase):
         now = time.time()
         async with self.connector.write() as tx:
             n = await tx.execute(
-                "UPDATE jobs SET attempts = attempts + 1, last_error = NULL, unknown_outcome = 0"
-                " WHERE id = ? AND lease_owner = ?",
-                (job.id, job.lease),
+                "UPDATE jobs SET attempts = attempts + 1, last_error = NULL, unknown_outcome = 0,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ? AND lease_owner = ?",
+                (now, job.id, job.lease),
             )
             if n == 0:
                 raise LeaseLost(f"job {job.id}")
@@ -218,14 +230,6 @@ class JobQueue(StoreBase):
                 await insert_job(tx, job.application_no, job.item, then[0], job.department, JobState.PENDING,
                                  now + then[1])
         return transitions
-
-    async def finish_and_schedule(self, job: Job, kind: JobKind, delay: float) -> None:
-        """Finish ``job`` and queue the follow-up in one transaction (a crash between the
-        two can neither lose the follow-up nor queue it twice)."""
-        async with self.connector.write() as tx:
-            await self._finish(tx, job)
-            await insert_job(tx, job.application_no, job.item, kind, job.department, JobState.PENDING,
-                             time.time() + delay)
 
     # --- platform notifications --------------------------------------------------------
 
@@ -244,29 +248,43 @@ class JobQueue(StoreBase):
             if row is not None and int(row["notify_version"]) > sent_version:
                 n = await tx.execute(
                     "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, not_before = ?, attempts = 0,"
-                    " created_at = ? WHERE id = ? AND lease_owner = ?",
-                    (time.time(), time.time(), job.id, job.lease),
+                    " first_attempt_at = NULL WHERE id = ? AND lease_owner = ?",
+                    (time.time(), job.id, job.lease),
                 )
                 if n == 0:
                     raise LeaseLost(f"job {job.id}")
                 return
             await self._finish(tx, job)
 
-    async def _arm_notify(self, tx: Tx, application_no: str, now: float) -> None:
-        """The application's state moved on: a newer version for the platform. One notify job
-        per application carries the latest state whenever it runs."""
-        n = await tx.execute(
+    async def _bump_version(self, tx: Tx, application_no: str) -> None:
+        """Any visible change is a new version of the state: a notification's version (and
+        Idempotency-Key) always names one body."""
+        await tx.execute(
             "UPDATE applications SET notify_version = notify_version + 1 WHERE application_no = ?"
             " AND callback_url IS NOT NULL AND callback_url <> ''",
             (application_no,),
         )
-        if n == 0:
+
+    async def _arm_notify(self, tx: Tx, application_no: str, now: float) -> None:
+        """An item became final: the platform is to hear the (already bumped) latest version.
+        One notify job per application carries the latest state whenever it runs."""
+        row = await tx.fetchone(
+            "SELECT callback_url FROM applications WHERE application_no = ?", (application_no,)
+        )
+        if row is None or not row["callback_url"]:
             return
         await insert_job(tx, application_no, "", JobKind.NOTIFY, "", JobState.PENDING, now)
-        # A finished notify job is re-armed; one being sent re-arms itself when it finishes
-        # (finish_notify); a dead one waits for an operator's replay.
+        # A finished or dead notify job is re-armed: the platform must hear every final
+        # status, so a new one is another try (its dead letter is superseded). One being
+        # sent re-arms itself when it finishes (finish_notify).
         await tx.execute(
-            "UPDATE jobs SET state = 'pending', not_before = ?, attempts = 0, created_at = ?"
-            " WHERE application_no = ? AND kind = 'notify' AND state = 'done'",
-            (now, now, application_no),
+            "UPDATE dead_letters SET replayed_at = ?, resolution = 'superseded' WHERE replayed_at IS NULL"
+            " AND job_id IN (SELECT id FROM jobs WHERE application_no = ? AND kind = 'notify' AND state = 'dead')",
+            (now, application_no),
+        )
+        await tx.execute(
+            "UPDATE jobs SET state = 'pending', not_before = ?, attempts = 0, first_attempt_at = NULL,"
+            " lease_owner = NULL, lease_until = NULL"
+            " WHERE application_no = ? AND kind = 'notify' AND state IN ('done', 'dead')",
+            (now, application_no),
         )

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from gateway.store.audit import AuditRecord
 
 
+TECHNICAL_FAILURE = "DELIVERY_FAILED"  # the reason code of a dead-lettered submission
+PREREQUISITE_NOT_APPROVED = "PREREQUISITE_NOT_APPROVED"  # a dependant cancelled with its initiating item
+
+
 class JobKind(StrEnum):
     SUBMIT = "submit"  # send the item to its department
     POLL = "poll"  # ask the department for the item's result
@@ -68,7 +72,8 @@ class Job:
     attempts: int
     created_at: float
     lease: str = ""  # this claim's token: every change to the job is fenced by it
-    unknown_outcome: bool = False  # the last attempt may have reached the department
+    unknown_outcome: bool = False  # a send may have reached the department: ask before sending again
+    first_attempt_at: float | None = None  # the retry policy's max_age counts from here
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ its items change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -26,17 +27,25 @@ from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnecto
 from gateway.store.deadletters import DeadLetters
 from gateway.store.jobs import JobQueue
 from gateway.store.keys import RequestKeys
-from gateway.store.models import Delivered, JobKind, JobState, NewApplication, StoredApplication, Transition
+from gateway.store.models import (
+    PREREQUISITE_NOT_APPROVED,
+    TECHNICAL_FAILURE,
+    Delivered,
+    JobKind,
+    JobState,
+    NewApplication,
+    StoredApplication,
+    Transition,
+)
 from gateway.store.sealing import Sealer
 from gateway.store.sqlite import SqliteConnector
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
+_OFF_LOOP_BYTES = 256 * 1024  # larger requests are encoded, sealed and parsed on a thread
 _RANK = {ItemStatus.PLANNED: 0, ItemStatus.DISPATCHED: 1, ItemStatus.ACCEPTED: 2}
 _FINAL_SQL = "(" + ",".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
-TECHNICAL_FAILURE = "DELIVERY_FAILED"  # the reason code of a dead-lettered submission
-PREREQUISITE_NOT_APPROVED = "PREREQUISITE_NOT_APPROVED"
 
 
 def _dumps(data: Any) -> str:
@@ -139,7 +148,14 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         transaction; False if the number exists. On SQLite the whole write runs in one hop
         on the writer's thread and shares its commit with others arriving meanwhile."""
         now = time.time()
-        rows = _ApplicationRows.of(app, self.sealer.seal(_dumps(app.request), app.application_no), now)
+
+        def seal() -> str:
+            return self.sealer.seal(_dumps(app.request), app.application_no)
+
+        # A request with attachments is megabytes: encoded and sealed off the event loop.
+        large = sum(len(str(m.get("content_base64", ""))) for m in app.request.get("materials", [])
+                    if isinstance(m, dict)) > _OFF_LOOP_BYTES
+        rows = _ApplicationRows.of(app, await asyncio.to_thread(seal) if large else seal(), now)
         if isinstance(self.connector, SqliteConnector):
             key = self.audit_key
             return bool(await self.connector.write_grouped(lambda conn: rows.write_sync(conn, app, key)))
@@ -157,7 +173,9 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             await self._complete_if_final(tx, app.application_no, now)
         return True
 
-    async def get_application(self, application_no: str) -> StoredApplication | None:
+    async def get_application(self, application_no: str, with_request: bool = True) -> StoredApplication | None:
+        """The application and its items; ``with_request`` False leaves the request (the
+        large, sealed part) unread, for views that show only statuses."""
         async with self.connector.read() as tx:
             row = await tx.fetchone("SELECT * FROM applications WHERE application_no = ?", (application_no,))
             if row is None:
@@ -172,13 +190,21 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             fingerprint=row["fingerprint"],
             initiating_item=row["initiating_item"],
             status=row["status"],
-            request=json.loads(self.sealer.open(row["request_json"], row["application_no"])),
+            request=await self._open_request(row["request_json"], row["application_no"]) if with_request else {},
             response=json.loads(row["response_json"]),
             callback_url=row["callback_url"],
             items=[dict(i) for i in items],
             notify_version=int(row["notify_version"]),
             request_id=str(row["request_id"]),
         )
+
+    async def _open_request(self, sealed: str, application_no: str) -> dict[str, Any]:
+        """Unseal and parse a request; a large one (attachments) off the event loop."""
+        def work() -> dict[str, Any]:
+            parsed: dict[str, Any] = json.loads(self.sealer.open(sealed, application_no))
+            return parsed
+
+        return work() if len(sealed) < _OFF_LOOP_BYTES else await asyncio.to_thread(work)
 
     async def find_delivery(self, delivery_id: str) -> Delivered | None:
         """The item a delivery id was sent for."""
@@ -237,6 +263,10 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         recovered = from_department and old == ItemStatus.FAILED and row["reason_code"] == TECHNICAL_FAILURE
         if recovered and new != ItemStatus.FAILED:
             await self._resolve_dead_letters(tx, application_no, item, now)
+            await tx.execute(  # open again until every item is final once more
+                "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
+                (ApplicationStatus.IN_PROGRESS.value, now, application_no),
+            )
         elif old.final or (not new.final and _RANK.get(new, 0) <= _RANK.get(old, 0)):
             return []
         sealed_raw = None if raw is None else self.sealer.seal(raw, f"{application_no}/{item}")
@@ -252,6 +282,7 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             transitions += await self._reopen_dependents(tx, application_no, now)
         if new.final and row["mode"] == "initiating":
             transitions += await self._follow_initiating(tx, application_no, new, result, now)
+        await self._bump_version(tx, application_no)
         if new.final:
             # A status poll still scheduled for this item has nothing left to ask.
             await tx.execute(
@@ -261,11 +292,6 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             )
             await self._arm_notify(tx, application_no, now)
             transitions += await self._complete_if_final(tx, application_no, now)
-        elif recovered:
-            await tx.execute(
-                "UPDATE applications SET status = ?, updated_at = ? WHERE application_no = ?",
-                (ApplicationStatus.IN_PROGRESS.value, now, application_no),
-            )
         return transitions
 
     async def _lock_application(self, tx: Tx, application_no: str) -> None:
@@ -322,14 +348,17 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
             "SELECT item FROM items WHERE application_no = ? AND status = 'cancelled' AND reason_code = ?",
             (application_no, PREREQUISITE_NOT_APPROVED),
         )
-        await tx.execute(
-            "UPDATE items SET status = 'planned', reason_code = '', message = '', updated_at = ?"
-            " WHERE application_no = ? AND status = 'cancelled' AND reason_code = ?",
-            (now, application_no, PREREQUISITE_NOT_APPROVED),
-        )
-        await tx.execute(
-            "UPDATE jobs SET state = 'waiting' WHERE application_no = ? AND state = 'cancelled'", (application_no,)
-        )
+        for r in rows:  # exactly the items reopened, and their submissions only
+            await tx.execute(
+                "UPDATE items SET status = 'planned', reason_code = '', message = '', updated_at = ?"
+                " WHERE application_no = ? AND item = ?",
+                (now, application_no, r["item"]),
+            )
+            await tx.execute(
+                "UPDATE jobs SET state = 'waiting' WHERE application_no = ? AND item = ? AND kind = 'submit'"
+                " AND state = 'cancelled'",
+                (application_no, r["item"]),
+            )
         return [Transition(application_no, r["item"], ItemStatus.CANCELLED, ItemStatus.PLANNED) for r in rows]
 
     async def _complete_if_final(self, tx: Tx, application_no: str, now: float) -> list[Transition]:
@@ -363,9 +392,11 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
                 for r in rows:
                     if not self.sealer.is_current(r["v"]):
                         fresh = self.sealer.seal(self.sealer.open(r["v"], r["a"]), r["a"])
-                        await tx.execute("UPDATE applications SET request_json = ? WHERE application_no = ?",
-                                         (fresh, r["a"]))
-                        counts["applications"] += 1
+                        # Compare-and-set: a value changed meanwhile is left for the next run.
+                        counts["applications"] += await tx.execute(
+                            "UPDATE applications SET request_json = ? WHERE application_no = ? AND request_json = ?",
+                            (fresh, r["a"], r["v"]),
+                        )
             if len(rows) < batch:
                 break
             last = rows[-1]["a"]
@@ -381,9 +412,10 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
                     if not self.sealer.is_current(r["v"]):
                         context = f"{r['a']}/{r['i']}"
                         fresh = self.sealer.seal(self.sealer.open(r["v"], context), context)
-                        await tx.execute("UPDATE items SET raw_result = ? WHERE application_no = ? AND item = ?",
-                                         (fresh, r["a"], r["i"]))
-                        counts["items"] += 1
+                        counts["items"] += await tx.execute(
+                            "UPDATE items SET raw_result = ? WHERE application_no = ? AND item = ? AND raw_result = ?",
+                            (fresh, r["a"], r["i"], r["v"]),
+                        )
             if len(rows) < batch:
                 return counts
             last_item = (rows[-1]["a"], rows[-1]["i"])

@@ -1,5 +1,5 @@
 """The SQLite connector: one writer connection and one reader connection, each on a thread
-of its own, so the event loop never waits on a disk.
+of its own, so the event loop never waits for SQLite or an fsync.
 
 Writers take turns (``BEGIN IMMEDIATE``; SQLite's file lock also keeps other processes
 out). The hot write — accepting an application — can instead be *grouped*: a function
@@ -115,12 +115,13 @@ class SqliteConnector:
         await self._reader.open()
 
     async def close(self) -> None:
+        self._open = False  # no new work; what is under way finishes first
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
-        self._open = False
-        await self._reader.close()
-        await self._writer.close()
+        async with self._lock, self._read_lock:
+            await self._reader.close()
+            await self._writer.close()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -128,13 +129,13 @@ class SqliteConnector:
             raise StoreError("store is not open")
         tx = _ThreadTx(self._writer)
         async with self._lock:
-            await tx.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.call(_begin, self._writer.conn, "BEGIN IMMEDIATE")
                 yield tx
             except BaseException:
-                await tx.execute("ROLLBACK")
+                await _finish_shielded(self._writer, commit=False)
                 raise
-            await tx.execute("COMMIT")
+            await _finish_shielded(self._writer, commit=True)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -142,11 +143,11 @@ class SqliteConnector:
             raise StoreError("store is not open")
         tx = _ThreadTx(self._reader)
         async with self._read_lock:
-            await tx.execute("BEGIN")  # one snapshot for every statement of this read
             try:
+                await self._reader.call(_begin, self._reader.conn, "BEGIN")  # one snapshot for the whole read
                 yield tx
             finally:
-                await tx.execute("COMMIT")
+                await _finish_shielded(self._reader, commit=True)
 
     async def write_grouped(self, fn: GroupedWrite) -> Any:
         """Run ``fn(connection)`` in the next group commit; its result once it is durable."""
@@ -159,8 +160,10 @@ class SqliteConnector:
         return await done
 
     async def _flush(self) -> None:
-        async with self._lock:  # grouped and ordinary writers take turns
-            while self._pending:
+        while self._pending:
+            # The lock is taken per batch, so ordinary writers (claims, heartbeats) waiting
+            # for it get their turn between batches instead of after the whole burst.
+            async with self._lock:
                 batch, self._pending = self._pending, []
                 try:
                     results = await self._writer.call(_transaction, self._writer.conn, [fn for fn, _ in batch])
@@ -179,12 +182,32 @@ class SqliteConnector:
                             done.set_exception(value)
 
 
+def _begin(conn: sqlite3.Connection | None, statement: str) -> None:
+    """On the connection's thread. A transaction left open by a caller that was cancelled
+    at the wrong moment is rolled back first, so one cancellation cannot wedge the store."""
+    if conn is None:
+        raise StoreError("store is not open")
+    if conn.in_transaction:
+        conn.rollback()
+    conn.execute(statement)
+
+
+def _end(conn: sqlite3.Connection | None, commit: bool) -> None:
+    if conn is not None and conn.in_transaction:
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+
+
+async def _finish_shielded(thread: _Thread, commit: bool) -> None:
+    """COMMIT or ROLLBACK runs to its end on the thread even if the caller is cancelled."""
+    await asyncio.shield(thread.call(_end, thread.conn, commit))
+
+
 def _transaction(conn: sqlite3.Connection | None, fns: list[GroupedWrite]) -> list[tuple[bool, Any]]:
     """On the writer's thread: every function in its own SAVEPOINT, one COMMIT for all."""
     if conn is None:
         raise StoreError("store is not open")
     out: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, "BEGIN IMMEDIATE")
     try:
         for fn in fns:
             conn.execute("SAVEPOINT grouped")

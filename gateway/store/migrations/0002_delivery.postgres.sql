@@ -13,6 +13,9 @@ DELETE FROM jobs WHERE kind = 'notify'
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_notify ON jobs(application_no) WHERE kind = 'notify';
 
 -- At most one open status poll per item (a crash between scheduling and finishing cannot make two).
+-- Stores written before this version may hold such duplicates: keep the oldest of each.
+DELETE FROM jobs WHERE kind = 'poll' AND state = 'pending'
+    AND id NOT IN (SELECT MIN(id) FROM jobs WHERE kind = 'poll' AND state = 'pending' GROUP BY application_no, item);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_open_poll ON jobs(application_no, item)
     WHERE kind = 'poll' AND state = 'pending';
 
