@@ -317,3 +317,12 @@ def test_line_parser_refuses_what_it_cannot_read_unambiguously() -> None:
     for bad in ("a", "a=1\na=2", "a..b=1", "a=1\na.b=2"):
         with pytest.raises(ReplyFormatError):
             parse_lines(bad)
+
+
+def test_a_credential_header_in_the_settings_is_refused() -> None:
+    from adapters.context import AdapterContext
+    from gateway_adapter_formpost import FormPostAdapter
+
+    with pytest.raises(ValueError, match="credential"):
+        FormPostAdapter("nhsa.api", {"base_url": "http://x", "headers": {"Authorization": "Bearer s3cret"}},
+                        AdapterContext(None, Path(".")))  # type: ignore[arg-type]

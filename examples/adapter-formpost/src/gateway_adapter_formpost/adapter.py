@@ -24,6 +24,7 @@ from gateway_adapter_formpost.codec import (
 )
 
 SETTINGS = frozenset({"base_url", "encoding", "delivery_id_field", "reply", "headers"})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "x-auth-token", "x-token"})
 _OWN_HEADERS = frozenset({"idempotency-key", "content-type"})
 
 
@@ -36,7 +37,9 @@ class FormPostAdapter:
     - ``encoding`` (``utf-8``): charset of the form, and of replies that name none.
     - ``delivery_id_field``: a form field that also carries the delivery id (e.g. ``lsh``).
     - ``reply`` (``auto``): ``json``, ``lines`` (``key=value``) or ``auto`` (decide per reply).
-    - ``headers``: fixed headers, e.g. a token the department issued.
+    - ``headers``: fixed, non-secret headers (a system code the department assigned).
+      A credential never goes in configuration: the adapter refuses ``Authorization``
+      and similar headers; read a secret from an environment variable instead.
 
     Operation options (from the mapping file): ``path``, appended to ``base_url``.
     The delivery id always travels as the ``Idempotency-Key`` header too.
@@ -63,6 +66,8 @@ class FormPostAdapter:
         headers = {str(k): str(v) for k, v in dict(settings.get("headers", {})).items()}
         if _OWN_HEADERS & {h.lower() for h in headers}:
             raise ValueError(f"endpoint {name}: Idempotency-Key and Content-Type are set by the adapter")
+        if _CREDENTIAL_HEADERS & {h.lower() for h in headers}:
+            raise ValueError(f"endpoint {name}: a header that carries a credential does not belong in configuration")
         id_field = settings.get("delivery_id_field")
         if id_field is not None and (not isinstance(id_field, str) or not id_field):
             raise ValueError(f"endpoint {name}: delivery_id_field must be a field name")
