@@ -321,6 +321,7 @@ def test_line_parser_refuses_what_it_cannot_read_unambiguously() -> None:
 
 def test_a_credential_header_in_the_settings_is_refused() -> None:
     from adapters.context import AdapterContext
+
     from gateway_adapter_formpost import FormPostAdapter
 
     with pytest.raises(ValueError, match="credential"):
