@@ -141,7 +141,7 @@ class Acceptance:
                 "application/json" if status < 400 else "application/problem+json",
             )
         try:
-            answer = await self.submit(body, idempotency_key=key)
+            answer = await self.submit(body, idempotency_key=key, print_=print_)
         except Problem as problem:
             if problem.status == 422 and not problem.extra.get("unverified_departments"):
                 # A considered refusal is an answer: replay it too.
@@ -156,8 +156,9 @@ class Acceptance:
             await self._store.idempotency_finish(key, answer.status, answer.body)
         return answer
 
-    async def submit(self, body: Any, idempotency_key: str | None = None) -> Answer:
-        print_ = fingerprint(body)  # once: it serialises the whole body, attachments included
+    async def submit(self, body: Any, idempotency_key: str | None = None, print_: str | None = None) -> Answer:
+        if print_ is None:  # once per request: it serialises the whole body, attachments included
+            print_ = fingerprint(body)
         if isinstance(body, dict) and isinstance(body.get("application_no"), str):
             replay = await self._replay(body, print_)
             if replay is not None:

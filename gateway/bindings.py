@@ -30,6 +30,7 @@ from gateway.store.sql import SqlStore
 
 log = structlog.get_logger("gateway.bindings")
 _VERSION = re.compile(r"^v[0-9][0-9A-Za-z_.-]{0,15}$")
+DEPARTMENT_CODES = frozenset(d.value for d in Department)  # those a binding may be given to
 _FIELDS = {"name", "mapping_version", "endpoints", "query_timeout", "call_timeout", "poll_interval",
            "reconcile_after", "retry"}
 
@@ -40,7 +41,7 @@ class BindingError(ValueError):
 
 def binding_table(code: str, payload: Any) -> dict[str, Any]:
     """The admin API's JSON → a configuration table (what config/gateway.toml would hold)."""
-    if code not in {d.value for d in Department}:
+    if code not in DEPARTMENT_CODES:
         raise BindingError(f"{code}: not a department this gateway routes items to")
     if not isinstance(payload, dict):
         raise BindingError("the binding must be a JSON object")
@@ -171,7 +172,7 @@ class DepartmentBindings:
         async with self._lock:
             rows = {r["department"]: r for r in await self._store.binding_rows()}
             for code, row in rows.items():
-                if code not in self.known() or int(row["version"]) <= self._applied.get(code, 0):
+                if code not in DEPARTMENT_CODES or int(row["version"]) <= self._applied.get(code, 0):
                     continue
                 try:
                     await self._follow(code, row)
@@ -215,10 +216,6 @@ class DepartmentBindings:
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     # --- mechanics ----------------------------------------------------------------------
-
-    def known(self) -> set[str]:
-        """Departments a binding may be given to: those the domain routes items or queries to."""
-        return {d.value for d in Department}
 
     async def _open(self, code: str, table: dict[str, Any], verify: bool = True) -> DepartmentRuntime:
         dept = department_config(code, table, self._config.base_dir, f"binding for {code}")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.api.admin import admin_json, authorize
 from gateway.api.body import read_json
-from gateway.bindings import BindingError
+from gateway.bindings import DEPARTMENT_CODES, BindingError
 from gateway.config import ConfigError
 from gateway.keys import AUDIT, BINDINGS, DEPARTMENTS
 from gateway.problems import Problem
@@ -15,7 +15,7 @@ from gateway.store.audit import AuditRecord
 
 def _code(request: web.Request) -> str:
     code = request.match_info["department"]
-    if code not in request.app[BINDINGS].known():
+    if code not in DEPARTMENT_CODES:
         raise Problem(404, "unknown-department", "Unknown department", "no department with this code",
                       errors=[{"pointer": "department", "detail": "is not a department of this gateway"}])
     return code

@@ -3,8 +3,9 @@ the outbox, dead letters and audit trail call into (SqlStore implements it)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.store.connectors import Connector, Tx
 from gateway.store.models import Job, Transition
@@ -13,6 +14,11 @@ from gateway.store.sealing import Sealer
 if TYPE_CHECKING:
     from gateway.mapping import ItemResult
     from gateway.store.audit import AuditRecord
+
+
+def compact_json(data: Any) -> str:
+    """How the store writes JSON columns: compact, Chinese text kept as is."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 class StoreBase:

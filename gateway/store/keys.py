@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from gateway.store.base import StoreBase
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+from gateway.store.base import StoreBase, compact_json
 
 
 class RequestKeys(StoreBase):
@@ -46,7 +41,7 @@ class RequestKeys(StoreBase):
         async with self.connector.write() as tx:
             await tx.execute(
                 "UPDATE idempotency_keys SET state = 'done', status = ?, response_json = ? WHERE key = ?",
-                (status, _dumps(body), key),
+                (status, compact_json(body), key),
             )
 
     async def idempotency_abandon(self, key: str) -> None:

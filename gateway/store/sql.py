@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from gateway.mapping import ItemResult
 from gateway.status import FINAL_STATUSES, ApplicationStatus, ItemStatus
 from gateway.store.audit import AuditLog, append_audit_sync
+from gateway.store.base import compact_json
 from gateway.store.bindings import Bindings
 from gateway.store.connectors import SCHEMA_VERSION, Connector, PostgresConnector, StoreError, Tx
 from gateway.store.deadletters import DeadLetters
@@ -46,10 +47,6 @@ if TYPE_CHECKING:
 _OFF_LOOP_BYTES = 256 * 1024  # larger requests are encoded, sealed and parsed on a thread
 _RANK = {ItemStatus.PLANNED: 0, ItemStatus.DISPATCHED: 1, ItemStatus.ACCEPTED: 2}
 _FINAL_SQL = "(" + ",".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 _INSERT_APPLICATION = (
@@ -80,7 +77,7 @@ class _ApplicationRows:
 
     @classmethod
     def of(cls, app: NewApplication, request: str, now: float) -> _ApplicationRows:
-        response = _dumps(app.response)
+        response = compact_json(app.response)
         planned = [it for it in app.items if it.status == ItemStatus.PLANNED]
         return cls(
             application=(app.application_no, app.fingerprint, app.initiating_item,
@@ -150,7 +147,7 @@ class SqlStore(JobQueue, DeadLetters, RequestKeys, Bindings, AuditLog):
         now = time.time()
 
         def seal() -> str:
-            return self.sealer.seal(_dumps(app.request), app.application_no)
+            return self.sealer.seal(compact_json(app.request), app.application_no)
 
         # A request with attachments is megabytes: encoded and sealed off the event loop.
         large = sum(len(str(m.get("content_base64", ""))) for m in app.request.get("materials", [])
