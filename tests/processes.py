@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -15,27 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
+from gateway.benchmark.procs import free_port_block
 from tests.conftest import ROOT
 
 DEPTS = ("police", "hrss", "nhsa", "health", "justice", "hpf")
-
-
-def free_port_block(n: int = 6) -> int:
-    for _ in range(200):
-        base = random.randint(20000, 40000)
-        try:
-            socks = []
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 def free_port() -> int:
